@@ -1,0 +1,43 @@
+# hud-ray: `make demo` runs a real eval offline on local Ray; `make test` runs the suite.
+PYTHON ?= $(shell command -v python3.12 2>/dev/null || echo $(HOME)/.pyenv/versions/3.12.1/bin/python3.12)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+export RAY_AUTH_MODE ?= disabled
+export RAY_USAGE_STATS_ENABLED ?= 0
+
+.PHONY: setup system-deps demo test lint bench bench-quick clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Debian packages the ssh sandboxes and browser tests need (root or sudo).
+system-deps:
+	@if command -v apt-get >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap openssh-client procps >/dev/null; \
+	fi
+
+demo: setup
+	$(BIN)/hud-ray eval tasksets/letters.py oracle --group-size 4 --out runs/demo-$$(date +%s)
+
+test: setup system-deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: setup
+	$(BIN)/ruff check hud_ray actors tests benchmarks
+
+bench: setup
+	$(BIN)/python -m benchmarks.run --full
+
+bench-quick: setup
+	$(BIN)/python -m benchmarks.run --quick
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

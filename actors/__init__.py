@@ -1,0 +1,1 @@
+"""Ray placement: thin ``@ray.remote`` shells around hud_ray's plain async classes."""

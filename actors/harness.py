@@ -1,0 +1,56 @@
+"""HarnessActor: runs many agent loops concurrently and streams their rows back."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import ray
+
+from actors.pool import SandboxPool
+from hud_ray.engine.plan import RolloutSpec
+from hud_ray.engine.worker import RolloutWorker
+from hud_ray.sandbox import Sandbox, load_environments
+from hud_ray.task import Task
+from hud_ray.types import AgentSpec
+
+
+@ray.remote(num_cpus=0, max_restarts=0, max_concurrency=100_000)
+class HarnessActor:
+    """Hosts one agent; stateless envs are co-located in this process, stateful ones
+    (with a workspace) lease a dedicated sandbox actor per rollout from a warm pool."""
+
+    def __init__(self, *, run_id: str, sources: dict[str, str], tasks: list[dict[str, Any]],
+                 agent: dict[str, Any], rollout_timeout: float | None, colocate: bool = True,
+                 sandbox_options: dict[str, Any] | None = None, name: str = "") -> None:
+        os.environ.setdefault("HUD_RAY_IN_ACTOR", "1")
+        envs = load_environments(sources)
+        local = {n: e for n, e in envs.items() if colocate and not e.stateful}
+        self.sandbox = Sandbox(local) if local else None
+        self.pool = SandboxPool(sources, actor_options=sandbox_options) \
+            if len(local) < len(envs) else None
+        self.worker = RolloutWorker(
+            run_id=run_id, tasks=[Task.model_validate(t) for t in tasks],
+            agent=AgentSpec.model_validate(agent), rollout_timeout=rollout_timeout,
+            sandbox=self.sandbox, local_envs=set(local),
+            lease=self.pool.lease if self.pool else None,
+            worker_name=name or f"{socket.gethostname()}:{os.getpid()}")
+
+    async def ready(self) -> dict[str, Any]:
+        if self.sandbox is not None:
+            await self.sandbox.setup()
+        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
+
+    async def run_stream(self, specs: list[RolloutSpec]) -> AsyncIterator[list[dict[str, Any]]]:
+        async for batch in self.worker.run_stream(specs):
+            yield batch
+
+    def stats(self) -> dict[str, Any]:
+        return {"pool": self.pool.stats() if self.pool else None}
+
+    async def close(self) -> None:
+        await self.worker.close()
+        if self.pool is not None:
+            await self.pool.close()

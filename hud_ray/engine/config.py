@@ -1,0 +1,56 @@
+"""The run configuration: what ``hud-ray eval`` and ``run_eval`` accept."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hud_ray.types import AgentConfig, AgentSpec
+
+
+class EvalConfig(BaseModel):
+    """Everything that defines a run. Fields in :data:`RESUME_FIELDS` must match to resume."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    agent: str = "oracle"
+    model: str | None = None
+    base_url: str | None = None
+    gateway: bool = False
+    agent_config: dict[str, Any] = Field(default_factory=dict)
+    group_size: int = Field(default=1, ge=1)
+    max_concurrent: int = Field(default=64, ge=1)
+    task_ids: list[str] | None = None
+    env_source: str | None = None
+    out: str | None = None
+    resume: str | None = None
+    address: str | None = None
+    max_retries: int = Field(default=2, ge=0)
+    rollout_timeout: float | None = Field(default=None, gt=0)
+    workers: int | None = Field(default=None, ge=1)
+    colocate: bool = True
+    batch_size: int = Field(default=128, ge=1)
+    sandbox_resources: dict[str, float] = Field(default_factory=dict)
+    harness_resources: dict[str, float] = Field(default_factory=dict)
+    pass_threshold: float = 1.0
+
+    def agent_spec(self) -> AgentSpec:
+        return AgentSpec(name=self.agent, model=self.model, base_url=self.base_url,
+                         gateway=self.gateway,
+                         config=AgentConfig.model_validate(self.agent_config))
+
+    def resume_view(self) -> dict[str, Any]:
+        """The part of the config a resumed run must share with the original."""
+        return {k: getattr(self, k) for k in RESUME_FIELDS}
+
+    def digest(self) -> str:
+        blob = json.dumps(self.resume_view(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+RESUME_FIELDS: tuple[str, ...] = ("agent", "model", "base_url", "agent_config", "group_size",
+                                  "task_ids", "pass_threshold")

@@ -1,0 +1,364 @@
+"""The driver: plan rollouts, keep at most ``max_concurrent`` in flight on harness
+actors, retry infrastructure failures, and stream every attempt to the sink.
+
+Rollouts travel to harness actors in batches (one actor call per batch) and come
+back as streamed batches of rows, so a rollout costs a fraction of an actor round
+trip. Every spec that leaves the driver comes back as a row: a finished rollout, or
+a typed failure if its actor died, wedged, or the run was cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hud_ray.engine.config import EvalConfig
+from hud_ray.engine.plan import RolloutSpec, plan
+from hud_ray.engine.summary import summarize
+from hud_ray.errors import ConfigError, RecordError, TasksetError
+from hud_ray.records import RolloutRecord
+from hud_ray.sink import ArrowSink, ResumeState, read_manifest, read_rollouts
+from hud_ray.task import Taskset
+
+log = logging.getLogger(__name__)
+
+#: Extra seconds a worker gets past the rollout timeout before it counts as wedged.
+WEDGE_GRACE_S = 30.0
+
+
+@dataclass
+class Progress:
+    """Live counters the CLI renders."""
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    retried: int = 0
+    in_flight: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        rate = self.rate
+        return (self.total - self.done) / rate if rate > 0 else None
+
+
+@dataclass
+class EvalResult:
+    """What a run returns: where its rows are, and its summary."""
+
+    run_id: str
+    out_dir: Path
+    summary: dict[str, Any]
+
+    def table(self) -> Any:
+        return read_rollouts(self.out_dir)
+
+
+def load_taskset(config: EvalConfig) -> Taskset:
+    taskset = Taskset.from_file(config.source, env_source=config.env_source)
+    if config.task_ids:
+        taskset = taskset.filter(config.task_ids)
+    if len(taskset) == 0:
+        raise TasksetError(f"{config.source}: no tasks found (define module-level Task rows, "
+                           "a list of them, or a Taskset)")
+    missing = sorted({t.env for t in taskset} - set(taskset.sources))
+    if missing:
+        raise TasksetError(f"no environment source for env(s) {', '.join(missing)}; pass "
+                           "--env FILE (the .py that defines them)")
+    return taskset
+
+
+def _ensure_ray(address: str | None) -> bool:
+    """Connect to Ray (or start it in-process); returns whether we started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address is None:
+        # Token auth left on by an earlier cluster breaks a fresh embedded instance.
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(address=address, include_dashboard=False, log_to_driver=True,
+             configure_logging=False)
+    return True
+
+
+class Driver:
+    """Runs one :class:`EvalConfig` to completion on Ray."""
+
+    def __init__(self, config: EvalConfig, *,
+                 on_progress: Callable[[Progress], None] | None = None) -> None:
+        self.config = config
+        self.on_progress = on_progress
+        self._actors: list[Any] = []
+        self._load: dict[int, int] = {}
+
+    # ---- setup --------------------------------------------------------------------------
+    def _prepare_dir(self, taskset: Taskset) -> tuple[str, Path, ResumeState | None]:
+        cfg = self.config
+        if cfg.resume:
+            out = Path(cfg.resume)
+            manifest = read_manifest(out)
+            old = manifest.get("config", {})
+            if manifest.get("config_digest") != cfg.digest():
+                diffs = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in cfg.resume_view().items()
+                         if old.get(k) != v]
+                raise RecordError(f"{out}: run config differs from the one being resumed "
+                                  f"({'; '.join(diffs) or 'digest mismatch'})")
+            if manifest.get("taskset_digest") != taskset.digest():
+                raise RecordError(f"{out}: the taskset changed since this run started "
+                                  "(resume needs the same tasks)")
+            return manifest["run_id"], out, ResumeState.scan(out)
+        run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        out = Path(cfg.out) if cfg.out else Path("runs") / run_id
+        if out.exists() and any(out.iterdir()):
+            raise RecordError(f"{out}: directory is not empty (use --resume {out} to continue "
+                              "that run, or pick another --out)")
+        return run_id, out, None
+
+    def _spawn(self, run_id: str, taskset: Taskset, index: int) -> Any:
+        from actors.harness import HarnessActor
+
+        cfg = self.config
+        options: dict[str, Any] = {}
+        if cfg.harness_resources:
+            options["resources"] = dict(cfg.harness_resources)
+        sandbox_options = {"resources": dict(cfg.sandbox_resources)} \
+            if cfg.sandbox_resources else None
+        return HarnessActor.options(**options).remote(
+            run_id=run_id, sources=taskset.sources,
+            tasks=[t.model_dump(mode="json") for t in taskset],
+            agent=cfg.agent_spec().model_dump(mode="json"),
+            rollout_timeout=cfg.rollout_timeout, colocate=cfg.colocate,
+            sandbox_options=sandbox_options, name=f"harness-{index}")
+
+    # ---- run ---------------------------------------------------------------------------
+    async def run(self) -> EvalResult:
+        import ray
+
+        cfg = self.config
+        taskset = load_taskset(cfg)
+        cfg.agent_spec()  # validate agent config early
+        from hud_ray.agents import agent_class
+
+        agent_class(cfg.agent)  # unknown agent -> ConfigError before anything starts
+        run_id, out, resume = self._prepare_dir(taskset)
+        specs = plan(taskset, cfg.group_size, run_id,
+                     done=resume.done if resume else frozenset(),
+                     attempts=resume.attempts if resume else None)
+        sink = ArrowSink(out)
+        sink.open({"run_id": run_id, "config": cfg.model_dump(mode="json"),
+                   "config_digest": cfg.digest(), "taskset": taskset.name,
+                   "taskset_digest": taskset.digest(), "tasks": len(taskset),
+                   "created_at": datetime.now(UTC).isoformat(),
+                   "resumed_from_rows": resume.rows if resume else 0})
+        _ensure_ray(cfg.address)
+        n_workers = cfg.workers or max(1, min(4, os.cpu_count() or 1))
+        progress = Progress(total=len(specs))
+        started = time.monotonic()
+        try:
+            if specs:
+                self._actors = [self._spawn(run_id, taskset, i) for i in range(n_workers)]
+                try:
+                    await asyncio.gather(*(a.ready.remote() for a in self._actors))
+                except ray.exceptions.RayActorError as exc:
+                    raise ConfigError(f"harness actors failed to start: "
+                                      f"{_root_cause(exc)}") from None
+                await self._schedule(run_id, taskset, specs, sink, progress)
+        finally:
+            sink.flush()
+            await self._shutdown()
+        elapsed = time.monotonic() - started
+        summary = summarize(read_rollouts(out), group_size=cfg.group_size,
+                            pass_threshold=cfg.pass_threshold, elapsed_s=elapsed,
+                            run_id=run_id, new_rows=progress.done)
+        summary["out_dir"] = str(out)
+        sink.close(summary)
+        return EvalResult(run_id=run_id, out_dir=out, summary=summary)
+
+    async def _schedule(self, run_id: str, taskset: Taskset, specs: list[RolloutSpec],
+                        sink: ArrowSink, progress: Progress) -> None:
+        cfg = self.config
+        pending: deque[RolloutSpec] = deque(specs)
+        wake = asyncio.Event()
+        streams: set[asyncio.Task[None]] = set()
+        n = len(self._actors)
+        chunk = max(1, min(cfg.batch_size, cfg.max_concurrent // max(1, 2 * n) or 1))
+        low_water = max(1, chunk // 4)
+        self._load = dict.fromkeys(range(n), 0)
+
+        def handle(rows: list[dict[str, Any]]) -> None:
+            for row in rows:
+                retry = (row["status"] in ("infra_error", "cancelled") and row["retryable"]
+                         and row["attempt"] < cfg.max_retries and not self._stopping)
+                row["final"] = not retry and row["status"] != "cancelled"
+                if retry:
+                    spec = inflight_specs.pop(row["trace_id"], None)
+                    if spec is not None:
+                        pending.appendleft(spec.retry())
+                    progress.retried += 1
+                else:
+                    inflight_specs.pop(row["trace_id"], None)
+                    progress.done += 1
+                    if row["status"] != "ok":
+                        progress.failed += 1
+                progress.in_flight -= 1
+            sink.write_rows(rows)
+            wake.set()
+
+        inflight_specs: dict[str, RolloutSpec] = {}
+        self._stopping = False
+
+        async def stream(slot: int, batch: list[RolloutSpec]) -> None:
+            actor = self._actors[slot]
+            outstanding = {s.trace_id: s for s in batch}
+            deadline = (cfg.rollout_timeout + WEDGE_GRACE_S) if cfg.rollout_timeout else None
+            try:
+                async with asyncio.timeout(deadline):
+                    async for ref in actor.run_stream.remote(batch):
+                        rows = await ref
+                        for r in rows:
+                            outstanding.pop(r["trace_id"], None)
+                        handle(rows)
+            except TimeoutError:
+                self._replace(slot, run_id, taskset)
+                handle(self._failure_rows(run_id, taskset, outstanding.values(), "timeout",
+                                          "worker_unresponsive", False,
+                                          f"harness did not answer within {deadline}s; "
+                                          "a task blocked its event loop?"))
+            except asyncio.CancelledError:
+                handle(self._failure_rows(run_id, taskset, outstanding.values(), "cancelled",
+                                          "cancelled", True, "run cancelled"))
+                raise
+            except Exception as exc:  # actor death, object loss, system errors
+                self._replace(slot, run_id, taskset)
+                handle(self._failure_rows(run_id, taskset, outstanding.values(),
+                                          "infra_error", "actor_lost", True,
+                                          f"harness actor lost: {_root_cause(exc)}"))
+            finally:
+                self._load[slot] -= len(batch)
+
+        last_report = 0.0
+        try:
+            while pending or streams:
+                free = cfg.max_concurrent - progress.in_flight
+                while pending and free > 0 and (free >= min(low_water, len(pending))
+                                                or progress.in_flight == 0):
+                    take = min(chunk, free, len(pending))
+                    batch = [pending.popleft() for _ in range(take)]
+                    slot = min(self._load, key=self._load.__getitem__)
+                    self._load[slot] += take
+                    for s in batch:
+                        inflight_specs[s.trace_id] = s
+                    progress.in_flight += take
+                    free -= take
+                    t = asyncio.create_task(stream(slot, batch))
+                    streams.add(t)
+                    t.add_done_callback(streams.discard)
+                wake.clear()
+                try:
+                    await asyncio.wait_for(wake.wait(), timeout=0.25)
+                except TimeoutError:
+                    pass
+                sink.maybe_flush()
+                now = time.monotonic()
+                if self.on_progress and now - last_report >= 0.2:
+                    last_report = now
+                    self.on_progress(progress)
+        except asyncio.CancelledError:
+            self._stopping = True
+            for t in list(streams):
+                t.cancel()
+            await asyncio.gather(*streams, return_exceptions=True)
+            raise
+        if self.on_progress:
+            self.on_progress(progress)
+
+    def _failure_rows(self, run_id: str, taskset: Taskset, specs: Any, status: str, code: str,
+                      retryable: bool, message: str) -> list[dict[str, Any]]:
+        now = datetime.now(UTC)
+        rows = []
+        for spec in specs:
+            task = taskset.tasks[spec.task_index]
+            rows.append(RolloutRecord(
+                run_id=run_id, trace_id=spec.trace_id, rollout_key=spec.key, slug=spec.slug,
+                env=task.env, template_id=task.id, args=_args_json(task.args),
+                group_id=spec.group_id, sample_index=spec.sample_index, attempt=spec.attempt,
+                final=True, agent=self.config.agent, model=self.config.model,
+                status=status, error_type=code, error_message=message, retryable=retryable,
+                started_at=now, ended_at=now, worker="driver").to_row())
+        return rows
+
+    def _replace(self, slot: int, run_id: str, taskset: Taskset) -> None:
+        import ray
+
+        old = self._actors[slot]
+        try:
+            ray.kill(old, no_restart=True)
+        except Exception:  # noqa: BLE001
+            pass
+        log.warning("replacing harness actor %d", slot)
+        self._actors[slot] = self._spawn(run_id, taskset, slot)
+
+    async def _shutdown(self) -> None:
+        import ray
+
+        actors, self._actors = self._actors, []
+        if not actors:
+            return
+        try:
+            await asyncio.wait_for(asyncio.gather(*(a.close.remote() for a in actors),
+                                                  return_exceptions=True), 15)
+        except (TimeoutError, Exception):  # noqa: BLE001
+            pass
+        for a in actors:
+            try:
+                ray.kill(a, no_restart=True)
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _args_json(args: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(args, sort_keys=True, default=str)
+
+
+def _root_cause(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    last = [line for line in text if line.strip()][-1:] or [type(exc).__name__]
+    return last[0][:300]
+
+
+async def run_eval_async(source: str | None = None, agent: str = "oracle", *,
+                         config: EvalConfig | None = None,
+                         on_progress: Callable[[Progress], None] | None = None,
+                         **options: Any) -> EvalResult:
+    """Run an eval and return where its rows are plus the summary."""
+    if config is None:
+        if source is None:
+            raise ConfigError("run_eval needs a source (a tasks.py, folder, or .jsonl)")
+        config = EvalConfig(source=str(source), agent=agent, **options)
+    return await Driver(config, on_progress=on_progress).run()
+
+
+def run_eval(source: str | None = None, agent: str = "oracle", **options: Any) -> EvalResult:
+    """Synchronous :func:`run_eval_async`."""
+    return asyncio.run(run_eval_async(source, agent, **options))

@@ -1,0 +1,63 @@
+"""Plan: taskset x group size -> rollout specs, task-major."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+from hud_ray.records import rollout_key
+from hud_ray.task import Taskset
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutSpec:
+    """One attempt at one rollout key. ``task_index`` points into the run's task table."""
+
+    task_index: int
+    slug: str
+    group_id: str
+    sample_index: int
+    attempt: int
+    trace_id: str
+
+    @property
+    def key(self) -> str:
+        return rollout_key(self.slug, self.sample_index)
+
+    def retry(self) -> RolloutSpec:
+        return RolloutSpec(self.task_index, self.slug, self.group_id, self.sample_index,
+                           self.attempt + 1, new_trace_id())
+
+
+def new_trace_id() -> str:
+    return uuid.uuid4().hex
+
+
+def group_id(run_id: str, slug: str) -> str:
+    """One id per task per run, shared by the group's repeats (stable across resumes)."""
+    return hashlib.sha1(f"{run_id}\0{slug}".encode()).hexdigest()[:16]  # noqa: S324
+
+
+def plan(taskset: Taskset, group_size: int, run_id: str, *,
+         done: set[str] | frozenset[str] = frozenset(),
+         attempts: dict[str, int] | None = None) -> list[RolloutSpec]:
+    """All rollout specs still to run, task-major (a task's group is contiguous).
+
+    ``done`` holds rollout keys an earlier run already settled; ``attempts`` the last
+    attempt number written per key, so a resumed key continues its numbering.
+    """
+    if group_size < 1:
+        raise ValueError("group_size must be >= 1")
+    attempts = attempts or {}
+    specs: list[RolloutSpec] = []
+    for index, task in enumerate(taskset):
+        gid = group_id(run_id, task.slug)
+        for sample in range(group_size):
+            key = rollout_key(task.slug, sample)
+            if key in done:
+                continue
+            last = attempts.get(key)
+            attempt = 0 if last is None else last + 1
+            specs.append(RolloutSpec(index, task.slug, gid, sample, attempt, new_trace_id()))
+    return specs

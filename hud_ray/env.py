@@ -1,0 +1,218 @@
+"""The authoring model: ``Environment``, ``@env.template``, lifecycle hooks.
+
+Same shape as the HUD SDK v6, so a HUD ``tasks.py`` ports by changing one import::
+
+    env = Environment(name="letter-count")
+
+    @env.template()
+    async def count_letter(word: str = "strawberry", letter: str = "r"):
+        answer = yield f"How many '{letter}'s are in '{word}'?"
+        yield 1.0 if answer == str(word.count(letter)) else 0.0
+
+    tasks = [count_letter(word=w) for w in ("strawberry", "raspberry")]
+
+Calling a template runs nothing: it mints a :class:`~hud_ray.task.Task` row.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hud_ray.capabilities.base import Capability, SessionResource
+from hud_ray.errors import TemplateError
+
+if TYPE_CHECKING:
+    from hud_ray.task import Task
+
+TemplateFn = Callable[..., AsyncGenerator[Any, Any]]
+SolutionFn = Callable[..., Awaitable[Any]]
+
+
+@dataclass
+class Session:
+    """What template code can reach while one rollout runs (``current_session()``)."""
+
+    id: str
+    task: Task
+    capabilities: list[Capability] = field(default_factory=list)
+    resources: dict[str, Any] = field(default_factory=dict)
+
+    def resource(self, name: str) -> Any:
+        """The per-session handle of a declared resource (e.g. a workspace)."""
+        try:
+            return self.resources[name]
+        except KeyError:
+            raise KeyError(f"session has no resource {name!r}; "
+                           f"declared: {sorted(self.resources)}") from None
+
+
+_current_session: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
+    "hud_ray_session", default=None)
+
+
+def current_session() -> Session | None:
+    """The session whose template code is running now, or ``None`` outside a rollout."""
+    return _current_session.get()
+
+
+class Template:
+    """A registered ``@env.template``: call it to mint a :class:`Task` row."""
+
+    def __init__(self, env: Environment, id: str, description: str, func: TemplateFn,
+                 *, input: Any = None, returns: Any = None) -> None:
+        self.env = env
+        self.id = id
+        self.description = description
+        self.func = func
+        self.input_type = input
+        self.return_type = returns
+        self.sig = inspect.signature(func)
+        self.solution_fn: SolutionFn | None = None
+        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Task:
+        from hud_ray.task import Task
+
+        try:
+            bound = self.sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TemplateError(f"template {self.id!r}: {exc}") from None
+        task = Task(env=self.env.name, id=self.id, args=dict(bound.arguments))
+        task._env = self.env
+        return task
+
+    def solution(self, fn: SolutionFn) -> SolutionFn:
+        """Register the reference solution the ``oracle`` agent runs.
+
+        ``fn`` is an async function taking the template's parameters; it returns
+        the answer. A keyword parameter named ``ctx`` receives a
+        :class:`SolutionContext` (capabilities, connected clients).
+        """
+        if not inspect.iscoroutinefunction(fn):
+            raise TemplateError(f"solution for {self.id!r} must be an `async def` function")
+        self.solution_fn = fn
+        return fn
+
+    def bind_all(self, args: dict[str, Any]) -> inspect.BoundArguments:
+        """Bind a row's args to the signature, defaults applied."""
+        try:
+            bound = self.sig.bind(**args)
+        except TypeError as exc:
+            raise TemplateError(f"template {self.id!r} cannot take args {args!r}: {exc}") from None
+        bound.apply_defaults()
+        return bound
+
+    def manifest_entry(self) -> dict[str, Any]:
+        return {"id": self.id, "description": self.description,
+                "args": [p for p in self.sig.parameters],
+                "has_solution": self.solution_fn is not None}
+
+    def __repr__(self) -> str:
+        return f"<Template {self.env.name}:{self.id}>"
+
+
+class Environment:
+    """Capabilities, templates and lifecycle hooks of one environment."""
+
+    def __init__(self, name: str = "environment", *, version: str = "0.0.1",
+                 capabilities: Sequence[Capability] | None = None) -> None:
+        self.name = name
+        self.version = version
+        self.capabilities: list[Capability] = []
+        self.templates: dict[str, Template] = {}
+        self.resources: dict[str, SessionResource] = {}
+        self._on_start: list[Callable[[], Awaitable[None]]] = []
+        self._on_stop: list[Callable[[], Awaitable[None]]] = []
+        for cap in capabilities or []:
+            self.add_capability(cap)
+
+    @property
+    def tasks(self) -> dict[str, Template]:
+        """Alias of :attr:`templates`, as in HUD."""
+        return self.templates
+
+    @property
+    def stateful(self) -> bool:
+        """Whether rollouts need per-session server state (one session per sandbox)."""
+        return bool(self.resources)
+
+    def template(self, *, id: str | None = None, description: str = "", input: Any = None,
+                 returns: Any = None) -> Callable[[TemplateFn], Template]:
+        """Register an async generator with two yields (prompt, then grade) as a template."""
+
+        def decorate(func: TemplateFn) -> Template:
+            if not inspect.isasyncgenfunction(func):
+                raise TemplateError(
+                    f"@env.template: {getattr(func, '__qualname__', func)!s} must be an async "
+                    "generator function (`async def` with two `yield`s: prompt, then grade)")
+            template_id = id or func.__name__
+            if template_id in self.templates:
+                raise TemplateError(
+                    f"template {template_id!r} already registered on env {self.name!r}")
+            tpl = Template(self, template_id, description, func, input=input, returns=returns)
+            self.templates[template_id] = tpl
+            return tpl
+
+        return decorate
+
+    def initialize(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """Register a hook run once when a sandbox brings the environment up."""
+        self._on_start.append(fn)
+        return fn
+
+    def shutdown(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """Register a teardown hook (run in reverse order)."""
+        self._on_stop.append(fn)
+        return fn
+
+    def add_capability(self, cap: Capability) -> None:
+        """Publish concrete wire data, replacing a same-named entry."""
+        if not isinstance(cap, Capability):
+            raise TypeError(f"expected a Capability, got {type(cap).__name__}")
+        self.capabilities = [c for c in self.capabilities if c.name != cap.name] + [cap]
+
+    def capability(self, name: str) -> Capability:
+        for cap in self.capabilities:
+            if cap.name == name:
+                return cap
+        raise KeyError(f"env {self.name!r} has no capability {name!r}")
+
+    def add_resource(self, resource: SessionResource) -> None:
+        """Declare per-rollout server state (a workspace, a browser profile)."""
+        if resource.name in self.resources:
+            raise TemplateError(f"env {self.name!r} already has a resource {resource.name!r}")
+        self.resources[resource.name] = resource
+
+    def workspace(self, root: str | None = None, *, name: str = "shell", **kwargs: Any) -> Any:
+        """Serve an isolated per-rollout shell workspace over ``ssh/2`` (needs ``hud-ray[ssh]``)."""
+        from hud_ray.capabilities.ssh import Workspace
+
+        ws = Workspace(root=root, name=name, **kwargs)
+        self.add_resource(ws)
+        return ws
+
+    async def start(self) -> None:
+        for hook in self._on_start:
+            await hook()
+        for res in self.resources.values():
+            await res.start()
+
+    async def stop(self) -> None:
+        for res in reversed(list(self.resources.values())):
+            await res.stop()
+        for hook in reversed(self._on_stop):
+            await hook()
+
+    def manifest(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version,
+                "capabilities": [c.to_manifest() for c in self.capabilities],
+                "templates": [t.manifest_entry() for t in self.templates.values()],
+                "resources": sorted(self.resources)}
+
+    def __repr__(self) -> str:
+        return f"<Environment {self.name!r} templates={sorted(self.templates)}>"

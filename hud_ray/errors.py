@@ -1,0 +1,110 @@
+"""The hud-ray exception tree.
+
+Every error hud-ray raises is a :class:`HudRayError`. Errors that can end up in a
+rollout record carry a stable ``code`` and whether a retry on a fresh sandbox can
+help (``retryable``); the driver decides retries from those two attributes, never
+by parsing messages.
+
+    HudRayError
+    ├── ConfigError              bad options, config files, unknown agent
+    ├── TasksetError             a source that does not load, no tasks, unknown ids
+    ├── EnvError                 an environment or template misbehaves
+    │   ├── TemplateError        not an async generator, duplicate id, bad yields
+    │   └── GradeError           the grade phase failed or produced a bad reward
+    ├── CapabilityError          a capability cannot be served or dialled
+    ├── ProviderError            a model provider call failed
+    │   └── RateLimited          429 / back-pressure, after retries
+    ├── AgentError               the agent loop misbehaved (bad tool JSON, ...)
+    ├── ActorLost                a Ray actor died under a rollout
+    ├── RolloutTimeout           a rollout exceeded its deadline (also a TimeoutError)
+    └── RecordError              a run directory cannot be read, written or resumed
+"""
+
+from __future__ import annotations
+
+
+class HudRayError(Exception):
+    """Base class of every hud-ray error."""
+
+    code: str = "hud_ray_error"
+    retryable: bool = False
+
+    def __init__(self, message: str = "", *, code: str | None = None,
+                 retryable: bool | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        if retryable is not None:
+            self.retryable = retryable
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(HudRayError, ValueError):
+    code = "config_error"
+
+
+class TasksetError(HudRayError, ValueError):
+    code = "taskset_error"
+
+
+class EnvError(HudRayError):
+    code = "env_error"
+
+
+class TemplateError(EnvError, TypeError):
+    code = "template_error"
+
+
+class GradeError(EnvError):
+    code = "grade_error"
+
+
+class CapabilityError(HudRayError):
+    code = "capability_error"
+    retryable = True
+
+
+class ProviderError(HudRayError):
+    code = "provider_error"
+    retryable = True
+
+
+class RateLimited(ProviderError):
+    code = "rate_limited"
+
+
+class AgentError(HudRayError):
+    code = "agent_error"
+
+
+class ActorLost(HudRayError):
+    code = "actor_lost"
+    retryable = True
+
+
+class RolloutTimeout(HudRayError, TimeoutError):
+    code = "timeout"
+
+
+class RecordError(HudRayError):
+    code = "record_error"
+
+
+__all__ = [
+    "ActorLost",
+    "AgentError",
+    "CapabilityError",
+    "ConfigError",
+    "EnvError",
+    "GradeError",
+    "HudRayError",
+    "ProviderError",
+    "RateLimited",
+    "RecordError",
+    "RolloutTimeout",
+    "TasksetError",
+    "TemplateError",
+]

@@ -1,0 +1,29 @@
+"""Graders: text comparison helpers, weighted combination, and (with ssh) ``BashGrader``."""
+
+from hud_ray.graders.combine import combine, combine_all, combine_any, weighted
+from hud_ray.graders.results import EvaluationResult, SubScore
+from hud_ray.graders.text import (
+    contains,
+    contains_all,
+    contains_any,
+    exact_match,
+    f1_score,
+    normalize,
+    numeric_match,
+)
+
+__all__ = [
+    "EvaluationResult",
+    "SubScore",
+    "combine",
+    "combine_all",
+    "combine_any",
+    "contains",
+    "contains_all",
+    "contains_any",
+    "exact_match",
+    "f1_score",
+    "normalize",
+    "numeric_match",
+    "weighted",
+]

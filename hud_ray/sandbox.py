@@ -1,0 +1,346 @@
+"""The sandbox: hosts environments and drives their templates, one session per rollout.
+
+``start(task)`` runs a template to its first yield and returns the prompt;
+``grade(session_id, answer)`` sends the answer in and normalises the second yield;
+``solve(session_id)`` runs the template's reference solution (for the oracle);
+``cancel(session_id)`` abandons a session. Ray placement lives in ``actors/sandbox.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+import math
+import os
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hud_ray.capabilities.base import Capability
+from hud_ray.env import Environment, Session, Template, _current_session
+from hud_ray.errors import CapabilityError, EnvError, GradeError, HudRayError, TemplateError
+from hud_ray.task import Task, import_source
+from hud_ray.types import Grade, Prompt
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Live:
+    session: Session
+    template: Template
+    gen: AsyncGenerator[Any, Any]
+    task: Task
+    prompt: Prompt | None = None
+    opened: list[str] = field(default_factory=list)
+
+
+class SolutionContext:
+    """What a reference solution may use: the session's capabilities and clients."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._clients: list[Any] = []
+
+    @property
+    def capabilities(self) -> list[Capability]:
+        return self.session.capabilities
+
+    async def connect(self, name: str | None = None) -> Any:
+        """Dial a capability by name (the first one when ``name`` is omitted)."""
+        from hud_ray.capabilities.registry import connect
+
+        caps = [c for c in self.capabilities if name is None or c.name == name]
+        if not caps:
+            raise CapabilityError(f"no capability {name!r} in this session")
+        client = await connect(caps[0])
+        self._clients.append(client)
+        return client
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            try:
+                await client.close()
+            except Exception:  # noqa: BLE001 - best-effort cleanup
+                log.debug("closing solution client failed", exc_info=True)
+
+
+def load_environments(sources: dict[str, str]) -> dict[str, Environment]:
+    """Import each source file once and pick out the environments it defines."""
+    envs: dict[str, Environment] = {}
+    for path in dict.fromkeys(sources.values()):
+        module = import_source(Path(path))
+        for value in vars(module).values():
+            if isinstance(value, Environment):
+                envs.setdefault(value.name, value)
+    missing = sorted(set(sources) - set(envs))
+    if missing:
+        raise EnvError(f"no Environment named {', '.join(missing)} in {sorted(set(sources.values()))}",
+                       code="env_not_found")
+    return envs
+
+
+class Sandbox:
+    """Hosts one or more environments and runs their template sessions."""
+
+    def __init__(self, environments: dict[str, Environment]) -> None:
+        self.environments = environments
+        self._sessions: dict[str, _Live] = {}
+        self._ids = itertools.count()
+        self._prefix = f"{os.getpid():x}"
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    @classmethod
+    def from_sources(cls, sources: dict[str, str]) -> Sandbox:
+        return cls(load_environments(sources))
+
+    async def setup(self) -> None:
+        async with self._start_lock:
+            if self._started:
+                return
+            for env in self.environments.values():
+                await env.start()
+            self._started = True
+
+    async def close(self) -> None:
+        for sid in list(self._sessions):
+            await self.cancel(sid)
+        if self._started:
+            for env in self.environments.values():
+                try:
+                    await env.stop()
+                except Exception:  # noqa: BLE001
+                    log.warning("env %s shutdown hook failed", env.name, exc_info=True)
+            self._started = False
+
+    def manifest(self) -> dict[str, Any]:
+        return {"environments": [e.manifest() for e in self.environments.values()],
+                "sessions": len(self._sessions)}
+
+    @property
+    def active_sessions(self) -> int:
+        return len(self._sessions)
+
+    # ---- sessions --------------------------------------------------------------------
+    async def start(self, task: Task) -> Prompt:
+        """Open a session for ``task`` and run its template to the prompt."""
+        if not self._started:
+            await self.setup()
+        env = self.environments.get(task.env)
+        if env is None:
+            raise EnvError(f"sandbox does not host env {task.env!r}", code="env_not_found",
+                           retryable=False)
+        template = env.templates.get(task.id)
+        if template is None:
+            raise TemplateError(f"env {task.env!r} has no template {task.id!r}",
+                                code="unknown_template")
+        bound = template.bind_all(task.args)
+        sid = f"{self._prefix}-{next(self._ids)}"
+        session = Session(id=sid, task=task, capabilities=list(env.capabilities))
+        live = _Live(session=session, template=template, gen=None, task=task)  # type: ignore[arg-type]
+        self._sessions[sid] = live
+        try:
+            for name, res in env.resources.items():
+                try:
+                    caps = await res.open(sid)
+                except HudRayError:
+                    raise
+                except Exception as exc:
+                    raise CapabilityError(f"resource {name!r} failed to open: "
+                                          f"{type(exc).__name__}: {exc}") from exc
+                live.opened.append(name)
+                session.capabilities.extend(caps)
+                session.resources[name] = res.session_context(sid)
+            token = _current_session.set(session)
+            try:
+                live.gen = template.func(*bound.args, **bound.kwargs)
+                try:
+                    first = await live.gen.__anext__()
+                except StopAsyncIteration:
+                    raise TemplateError(f"template {task.id!r} finished without yielding a "
+                                        "prompt", code="no_prompt") from None
+                except HudRayError:
+                    raise
+                except Exception as exc:
+                    raise EnvError(f"template {task.id!r} raised at start: "
+                                   f"{type(exc).__name__}: {exc}", code="template_start_error",
+                                   retryable=False) from exc
+            finally:
+                _current_session.reset(token)
+            prompt = self._normalise_prompt(sid, first, session, template)
+            live.prompt = prompt
+            return prompt
+        except BaseException:
+            await self._discard(sid)
+            raise
+
+    async def grade(self, session_id: str, answer: str | None) -> Grade:
+        """Send the answer into the template and normalise its grade; ends the session."""
+        live = self._sessions.get(session_id)
+        if live is None:
+            raise GradeError(f"unknown or finished session {session_id!r}", code="no_session",
+                             retryable=True)
+        token = _current_session.set(live.session)
+        try:
+            try:
+                raw = await live.gen.asend(answer)
+            except StopAsyncIteration:
+                raise GradeError(f"template {live.task.id!r} never yielded a grade",
+                                 code="no_grade") from None
+            except HudRayError:
+                raise
+            except Exception as exc:
+                raise GradeError(f"template {live.task.id!r} raised while grading: "
+                                 f"{type(exc).__name__}: {exc}", code="grade_raised") from exc
+            grade = normalise_grade(raw)
+            try:
+                await live.gen.__anext__()
+            except StopAsyncIteration:
+                pass
+            except Exception as exc:
+                raise GradeError(f"template {live.task.id!r} raised after its grade: "
+                                 f"{type(exc).__name__}: {exc}", code="grade_raised") from exc
+            else:
+                raise GradeError(f"template {live.task.id!r} yielded more than twice "
+                                 "(expected: prompt, then grade)", code="extra_yield")
+            return grade
+        finally:
+            _current_session.reset(token)
+            await self._discard(session_id)
+
+    async def solve(self, session_id: str) -> Any:
+        """Run the template's reference solution for this session; returns the answer."""
+        live = self._sessions.get(session_id)
+        if live is None:
+            raise EnvError(f"unknown session {session_id!r}", code="no_session")
+        fn = live.template.solution_fn
+        if fn is None:
+            raise TemplateError(f"template {live.task.id!r} has no solution",
+                                code="no_solution")
+        bound = live.template.bind_all(live.task.args)
+        kwargs = dict(bound.arguments)
+        params = inspect.signature(fn).parameters
+        ctx = SolutionContext(live.session)
+        if "ctx" in params:
+            kwargs["ctx"] = ctx
+        accepted = {k: v for k, v in kwargs.items()
+                    if k in params or any(p.kind is p.VAR_KEYWORD for p in params.values())}
+        token = _current_session.set(live.session)
+        try:
+            return await fn(**accepted)
+        finally:
+            _current_session.reset(token)
+            await ctx.aclose()
+
+    async def cancel(self, session_id: str) -> None:
+        await self._discard(session_id)
+
+    async def _discard(self, session_id: str) -> None:
+        live = self._sessions.pop(session_id, None)
+        if live is None:
+            return
+        if live.gen is not None:
+            try:
+                await live.gen.aclose()
+            except Exception:  # noqa: BLE001
+                log.debug("closing template generator failed", exc_info=True)
+        env = self.environments[live.task.env]
+        for name in reversed(live.opened):
+            try:
+                await env.resources[name].close(session_id)
+            except Exception:  # noqa: BLE001
+                log.warning("closing resource %s for %s failed", name, session_id,
+                            exc_info=True)
+
+    # ---- normalisation -----------------------------------------------------------------
+    @staticmethod
+    def _normalise_prompt(sid: str, first: Any, session: Session, template: Template) -> Prompt:
+        bindings: list[Any] = []
+        payload = first
+        if isinstance(first, dict) and "prompt" in first:
+            payload = first["prompt"]
+            bindings = list(first.get("bindings") or [])
+        if isinstance(payload, str):
+            messages = [{"role": "user", "content": payload}]
+        elif isinstance(payload, list) and all(_is_message(m) for m in payload):
+            messages = [_message_dict(m) for m in payload]
+            if not messages:
+                raise TemplateError(f"template {template.id!r} yielded an empty message list",
+                                    code="bad_prompt")
+        else:
+            raise TemplateError(
+                f"template {template.id!r} yielded a {type(payload).__name__} as its prompt; "
+                "expected a string, chat messages, or a dict with 'prompt'", code="bad_prompt")
+        for b in bindings:
+            cap = b if isinstance(b, Capability) else Capability.from_manifest(b)
+            session.capabilities.append(cap)
+        return Prompt(session_id=sid, text=Prompt.render(messages), messages=messages,
+                      capabilities=list(session.capabilities),
+                      has_solution=template.solution_fn is not None)
+
+
+def _is_message(m: Any) -> bool:
+    if isinstance(m, dict):
+        return "role" in m and "content" in m
+    return hasattr(m, "role") and hasattr(m, "content")
+
+
+def _message_dict(m: Any) -> dict[str, Any]:
+    if isinstance(m, dict):
+        return dict(m)
+    if hasattr(m, "model_dump"):
+        return m.model_dump()
+    return {"role": m.role, "content": m.content}
+
+
+def normalise_grade(raw: Any) -> Grade:
+    """A float, a dict with ``score``, or an object with ``reward`` -> :class:`Grade`."""
+    subscores: dict[str, float] = {}
+    info: dict[str, Any] = {}
+    if isinstance(raw, dict):
+        if "score" not in raw and "reward" not in raw:
+            raise GradeError(f"grade dict has no 'score' (keys: {sorted(raw)})",
+                             code="invalid_reward")
+        value = raw.get("score", raw.get("reward"))
+        subs = raw.get("subscores") or []
+        info = dict(raw.get("info") or {})
+    elif hasattr(raw, "reward") and not isinstance(raw, int | float):
+        value = raw.reward
+        subs = getattr(raw, "subscores", None) or []
+        info = dict(getattr(raw, "info", None) or {})
+        if getattr(raw, "isError", False):
+            raise GradeError(f"grader reported an error: {getattr(raw, 'content', '')}",
+                             code="grader_reported_error")
+    else:
+        value, subs = raw, []
+    if not isinstance(value, int | float):  # bool counts, as in HUD
+        raise GradeError(f"reward must be a number, got {type(value).__name__}: {value!r}"[:200],
+                         code="invalid_reward")
+    reward = float(value)
+    if not math.isfinite(reward):
+        raise GradeError(f"reward is not finite: {reward}", code="invalid_reward")
+    if isinstance(subs, dict):
+        subscores = {str(k): float(v) for k, v in subs.items()}
+    else:
+        for s in subs:
+            name = s.get("name") if isinstance(s, dict) else getattr(s, "name", None)
+            val = s.get("value") if isinstance(s, dict) else getattr(s, "value", None)
+            if name is not None and isinstance(val, int | float):
+                subscores[str(name)] = float(val)
+    return Grade(reward=reward, subscores=subscores, info=_jsonable(info))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if hasattr(value, "model_dump"):
+        return _jsonable(value.model_dump())
+    return str(value)

@@ -1,0 +1,125 @@
+"""Authoring API: templates mint HUD-compatible Task rows; tasksets load and filter."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from hud_ray import Environment, Task, Taskset
+from hud_ray.errors import TasksetError, TemplateError
+
+
+def hud_slug(task_id, args):
+    if not args:
+        return task_id
+    return task_id + "-" + hashlib.sha1(json.dumps(args, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def test_calling_a_template_mints_a_row_with_hud_slug():
+    env = Environment(name="letter-count")
+
+    @env.template()
+    async def count_letter(word: str = "strawberry", letter: str = "r"):
+        answer = yield "q"
+        yield 1.0
+
+    task = count_letter(word="raspberry")
+    assert isinstance(task, Task)
+    assert (task.env, task.id, task.args) == ("letter-count", "count_letter", {"word": "raspberry"})
+    assert task.slug == hud_slug("count_letter", {"word": "raspberry"})
+    assert count_letter().slug == "count_letter"  # no args: the id alone
+    positional = count_letter("kiwi", "i")
+    assert positional.args == {"word": "kiwi", "letter": "i"}  # positional args by name
+
+
+def test_quickstart_slugs_match_hud(fixtures):
+    ts = Taskset.from_file(fixtures / "quickstart.py")
+    assert [t.slug for t in ts] == [hud_slug("count_letter", {"word": w})
+                                    for w in ("strawberry", "raspberry", "blueberry")]
+    assert ts.sources["letter-count"].endswith("quickstart.py")
+
+
+def test_template_must_be_async_generator():
+    env = Environment(name="e")
+    with pytest.raises(TemplateError, match="async generator"):
+        @env.template()
+        async def not_a_generator():
+            return 1.0
+
+
+def test_duplicate_template_id_is_rejected():
+    env = Environment(name="e")
+
+    @env.template(id="same")
+    async def a():
+        yield "p"
+        yield 1.0
+
+    with pytest.raises(TemplateError, match="already registered"):
+        @env.template(id="same")
+        async def b():
+            yield "p"
+            yield 1.0
+
+
+def test_bad_arguments_fail_at_mint_time():
+    env = Environment(name="e")
+
+    @env.template()
+    async def t(x: int = 1):
+        yield "p"
+        yield 1.0
+
+    with pytest.raises(TemplateError, match="unexpected keyword"):
+        t(y=2)
+
+
+def test_rows_round_trip_through_json_and_jsonl(tmp_path, fixtures):
+    ts = Taskset.from_file(fixtures / "quickstart.py")
+    for name in ("rows.json", "rows.jsonl"):
+        ts.to_file(tmp_path / name)
+        back = Taskset.from_file(tmp_path / name)
+        assert [t.model_dump() for t in back] == [t.model_dump() for t in ts]
+
+
+def test_hud_exported_rows_load_unchanged(tmp_path):
+    row = {"env": "letter-count", "id": "count_letter", "args": {"word": "kiwi"},
+           "slug": "custom-slug", "columns": {"difficulty": "easy"},
+           "agent_config": {"max_steps": 5}, "validation": None, "runtime_config": None}
+    (tmp_path / "tasks.jsonl").write_text(json.dumps(row) + "\n")
+    ts = Taskset.from_file(tmp_path / "tasks.jsonl")
+    assert ts["custom-slug"].agent_config == {"max_steps": 5}
+
+
+def test_filter_and_exclude(fixtures):
+    ts = Taskset.from_file(fixtures / "quickstart.py")
+    first = ts.tasks[0].slug
+    assert [t.slug for t in ts.filter([first])] == [first]
+    assert first not in [t.slug for t in ts.exclude([first])]
+    assert len(ts.filter(["count_letter"])) == 3  # template id selects all its rows
+    with pytest.raises(TasksetError, match="unknown task id"):
+        ts.filter(["nope"])
+
+
+@pytest.mark.parametrize("name, message", [
+    ("broken_syntax.py", r"broken_syntax.py:6: syntax error"),
+    ("broken_import.py", r"broken_import.py:2: ModuleNotFoundError"),
+    ("missing.py", "no such file"),
+])
+def test_broken_sources_give_one_line_errors(fixtures, name, message):
+    with pytest.raises(TasksetError, match=message) as info:
+        Taskset.from_file(fixtures / name)
+    assert "\n" not in str(info.value)
+
+
+def test_empty_source_has_no_tasks(fixtures):
+    assert len(Taskset.from_file(fixtures / "empty.py")) == 0
+
+
+def test_duplicate_slugs_in_a_taskset_are_rejected():
+    a = Task(env="e", id="t", slug="s", args={"x": 1})
+    b = Task(env="e", id="t", slug="s", args={"x": 2})
+    with pytest.raises(TasksetError, match="duplicate slug"):
+        Taskset("x", [a, b])

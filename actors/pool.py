@@ -53,7 +53,7 @@ class SandboxPool:
             if time.monotonic() - since > self.health_check_after:
                 try:
                     await asyncio.wait_for(candidate.ping.remote(), 10)
-                except Exception:  # noqa: BLE001 - unhealthy: replace it
+                except Exception:
                     self._kill(candidate)
                     continue
             handle = candidate
@@ -73,7 +73,7 @@ class SandboxPool:
     def _kill(self, handle: Any) -> None:
         try:
             ray.kill(handle, no_restart=True)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("killing sandbox actor failed", exc_info=True)
 
     async def close(self) -> None:
@@ -81,7 +81,7 @@ class SandboxPool:
         for handle, _ in idle:
             try:
                 await asyncio.wait_for(handle.close.remote(), 10)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             self._kill(handle)
 

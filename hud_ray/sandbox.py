@@ -64,7 +64,7 @@ class SolutionContext:
         for client in self._clients:
             try:
                 await client.close()
-            except Exception:  # noqa: BLE001 - best-effort cleanup
+            except Exception:
                 log.debug("closing solution client failed", exc_info=True)
 
 
@@ -78,7 +78,8 @@ def load_environments(sources: dict[str, str]) -> dict[str, Environment]:
                 envs.setdefault(value.name, value)
     missing = sorted(set(sources) - set(envs))
     if missing:
-        raise EnvError(f"no Environment named {', '.join(missing)} in {sorted(set(sources.values()))}",
+        files = sorted(set(sources.values()))
+        raise EnvError(f"no Environment named {', '.join(missing)} in {files}",
                        code="env_not_found")
     return envs
 
@@ -113,7 +114,7 @@ class Sandbox:
             for env in self.environments.values():
                 try:
                     await env.stop()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.warning("env %s shutdown hook failed", env.name, exc_info=True)
             self._started = False
 
@@ -246,13 +247,13 @@ class Sandbox:
         if live.gen is not None:
             try:
                 await live.gen.aclose()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.debug("closing template generator failed", exc_info=True)
         env = self.environments[live.task.env]
         for name in reversed(live.opened):
             try:
                 await env.resources[name].close(session_id)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.warning("closing resource %s for %s failed", name, session_id,
                             exc_info=True)
 

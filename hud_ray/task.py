@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 def default_slug(task_id: str, args: dict[str, Any] | None) -> str:
     if not args:
         return task_id
-    digest = hashlib.sha1(json.dumps(args, sort_keys=True, default=str).encode())  # noqa: S324
+    digest = hashlib.sha1(json.dumps(args, sort_keys=True, default=str).encode())
     return f"{task_id}-{digest.hexdigest()[:8]}"
 
 

@@ -13,7 +13,8 @@ import pytest
 BIN = Path(sys.executable).parent / "hud-ray"
 
 
-def hud_ray(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+def hud_ray(*args: str, cwd: Path | None = None,
+            timeout: float = 180) -> subprocess.CompletedProcess:
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=timeout,
                           cwd=cwd, env=env)

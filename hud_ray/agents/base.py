@@ -32,5 +32,5 @@ class Agent(ABC):
     @abstractmethod
     async def run(self, ctx: AgentContext) -> AgentResult: ...
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and connections (called once when the harness shuts down)."""

@@ -8,6 +8,7 @@ import click
 
 from hud_ray import __version__
 from hud_ray.cli.eval import eval_command
+from hud_ray.cli.serve import serve_command, task_group
 from hud_ray.cli.validate import validate_command
 
 
@@ -22,3 +23,5 @@ def main(log_level: str) -> None:
 
 main.add_command(eval_command)
 main.add_command(validate_command)
+main.add_command(serve_command)
+main.add_command(task_group)

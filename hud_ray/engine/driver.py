@@ -312,7 +312,7 @@ class Driver:
         old = self._actors[slot]
         try:
             ray.kill(old, no_restart=True)
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         log.warning("replacing harness actor %d", slot)
         self._actors[slot] = self._spawn(run_id, taskset, slot)
@@ -326,12 +326,12 @@ class Driver:
         try:
             await asyncio.wait_for(asyncio.gather(*(a.close.remote() for a in actors),
                                                   return_exceptions=True), 15)
-        except (TimeoutError, Exception):  # noqa: BLE001
+        except (TimeoutError, Exception):
             pass
         for a in actors:
             try:
                 ray.kill(a, no_restart=True)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
 
 

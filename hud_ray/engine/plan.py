@@ -36,7 +36,7 @@ def new_trace_id() -> str:
 
 def group_id(run_id: str, slug: str) -> str:
     """One id per task per run, shared by the group's repeats (stable across resumes)."""
-    return hashlib.sha1(f"{run_id}\0{slug}".encode()).hexdigest()[:16]  # noqa: S324
+    return hashlib.sha1(f"{run_id}\0{slug}".encode()).hexdigest()[:16]
 
 
 def plan(taskset: Taskset, group_size: int, run_id: str, *,

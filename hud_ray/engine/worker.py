@@ -177,7 +177,7 @@ class RolloutWorker:
         task.cancel()
         try:
             await task
-        except BaseException:  # noqa: BLE001 - the harness was cancelled on purpose
+        except BaseException:
             pass
         return AgentResult(answer=None, stop_reason="timeout", model=self.agent.model)
 
@@ -195,7 +195,7 @@ class RolloutWorker:
         if sandbox is not None and session is not None:
             try:
                 await asyncio.shield(sandbox.cancel(session))
-            except BaseException:  # noqa: BLE001 - a dead sandbox is replaced
+            except BaseException:
                 healthy = False
         await self._release(state, healthy=healthy and not isinstance(state.get("exc"),
                                                                         ActorLost))
@@ -205,7 +205,7 @@ class RolloutWorker:
         if release is not None:
             try:
                 await asyncio.shield(release(healthy))
-            except BaseException:  # noqa: BLE001
+            except BaseException:
                 log.debug("sandbox release failed", exc_info=True)
 
     # ---- rows ------------------------------------------------------------------------------

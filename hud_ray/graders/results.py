@@ -25,7 +25,7 @@ class EvaluationResult(BaseModel):
     subscores: list[SubScore] | None = None
     info: dict[str, Any] = Field(default_factory=dict)
     content: str | None = None
-    isError: bool = False  # noqa: N815 - HUD's field name
+    isError: bool = False
 
     @classmethod
     def from_float(cls, value: float) -> EvaluationResult:

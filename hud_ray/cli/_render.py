@@ -19,12 +19,14 @@ class ProgressLine:
         self.tty = self.stream.isatty()
         self.every = every
         self._last = 0.0
+        self._finished = False
 
     def __call__(self, p: Progress) -> None:
         now = time.monotonic()
         final = p.done >= p.total and p.in_flight == 0
-        if not self.tty and not final and now - self._last < self.every:
+        if self._finished or (not self.tty and not final and now - self._last < self.every):
             return
+        self._finished = final
         self._last = now
         width = 24
         filled = int(width * p.done / p.total) if p.total else width

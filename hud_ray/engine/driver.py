@@ -15,14 +15,14 @@ import os
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from hud_ray.engine.config import EvalConfig
-from hud_ray.engine.plan import RolloutSpec, plan
+from hud_ray.engine.plan import RolloutSpec, count_plan, iter_plan
 from hud_ray.engine.summary import summarize
 from hud_ray.errors import ConfigError, RecordError, TasksetError
 from hud_ray.records import RolloutRecord
@@ -160,9 +160,10 @@ class Driver:
 
         agent_class(cfg.agent)  # unknown agent -> ConfigError before anything starts
         run_id, out, resume = self._prepare_dir(taskset)
-        specs = plan(taskset, cfg.group_size, run_id,
-                     done=resume.done if resume else frozenset(),
-                     attempts=resume.attempts if resume else None)
+        done = resume.done if resume else frozenset()
+        total = count_plan(taskset, cfg.group_size, done)
+        specs = iter_plan(taskset, cfg.group_size, run_id, done=done,
+                          attempts=resume.attempts if resume else None)
         sink = ArrowSink(out)
         sink.open({"run_id": run_id, "config": cfg.model_dump(mode="json"),
                    "config_digest": cfg.digest(), "taskset": taskset.name,
@@ -171,10 +172,10 @@ class Driver:
                    "resumed_from_rows": resume.rows if resume else 0})
         _ensure_ray(cfg.address)
         n_workers = cfg.workers or max(1, min(4, os.cpu_count() or 1))
-        progress = Progress(total=len(specs))
+        progress = Progress(total=total)
         started = time.monotonic()
         try:
-            if specs:
+            if total:
                 self._actors = [self._spawn(run_id, taskset, i) for i in range(n_workers)]
                 try:
                     await asyncio.gather(*(a.ready.remote() for a in self._actors))
@@ -193,10 +194,18 @@ class Driver:
         sink.close(summary)
         return EvalResult(run_id=run_id, out_dir=out, summary=summary)
 
-    async def _schedule(self, run_id: str, taskset: Taskset, specs: list[RolloutSpec],
+    async def _schedule(self, run_id: str, taskset: Taskset, specs: Iterator[RolloutSpec],
                         sink: ArrowSink, progress: Progress) -> None:
         cfg = self.config
-        pending: deque[RolloutSpec] = deque(specs)
+        pending: deque[RolloutSpec] = deque()  # retries first, then fresh specs
+        fresh = progress.total
+
+        def take_one() -> RolloutSpec:
+            nonlocal fresh
+            if pending:
+                return pending.popleft()
+            fresh -= 1
+            return next(specs)
         wake = asyncio.Event()
         streams: set[asyncio.Task[None]] = set()
         n = len(self._actors)
@@ -257,12 +266,12 @@ class Driver:
 
         last_report = 0.0
         try:
-            while pending or streams:
+            while pending or fresh or streams:
                 free = cfg.max_concurrent - progress.in_flight
-                while pending and free > 0 and (free >= min(low_water, len(pending))
-                                                or progress.in_flight == 0):
-                    take = min(chunk, free, len(pending))
-                    batch = [pending.popleft() for _ in range(take)]
+                while (waiting := len(pending) + fresh) and free > 0 and (
+                        free >= min(low_water, waiting) or progress.in_flight == 0):
+                    take = min(chunk, free, waiting)
+                    batch = [take_one() for _ in range(take)]
                     slot = min(self._load, key=self._load.__getitem__)
                     self._load[slot] += take
                     for s in batch:

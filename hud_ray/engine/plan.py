@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from hud_ray.records import rollout_key
@@ -47,10 +48,26 @@ def plan(taskset: Taskset, group_size: int, run_id: str, *,
     ``done`` holds rollout keys an earlier run already settled; ``attempts`` the last
     attempt number written per key, so a resumed key continues its numbering.
     """
+    return list(iter_plan(taskset, group_size, run_id, done=done, attempts=attempts))
+
+
+def count_plan(taskset: Taskset, group_size: int,
+               done: set[str] | frozenset[str] = frozenset()) -> int:
+    """How many specs :func:`iter_plan` yields, without building them."""
+    total = len(taskset) * group_size
+    if not done:
+        return total
+    return sum(1 for task in taskset for s in range(group_size)
+               if rollout_key(task.slug, s) not in done)
+
+
+def iter_plan(taskset: Taskset, group_size: int, run_id: str, *,
+              done: set[str] | frozenset[str] = frozenset(),
+              attempts: dict[str, int] | None = None) -> Iterator[RolloutSpec]:
+    """Lazily yield the specs of :func:`plan` (the driver's memory stays flat)."""
     if group_size < 1:
         raise ValueError("group_size must be >= 1")
     attempts = attempts or {}
-    specs: list[RolloutSpec] = []
     for index, task in enumerate(taskset):
         gid = group_id(run_id, task.slug)
         for sample in range(group_size):
@@ -59,5 +76,4 @@ def plan(taskset: Taskset, group_size: int, run_id: str, *,
                 continue
             last = attempts.get(key)
             attempt = 0 if last is None else last + 1
-            specs.append(RolloutSpec(index, task.slug, gid, sample, attempt, new_trace_id()))
-    return specs
+            yield RolloutSpec(index, task.slug, gid, sample, attempt, new_trace_id())

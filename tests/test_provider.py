@@ -93,7 +93,7 @@ async def test_responses_api(provider):
     provider.set_policy(scripted(BASH))
     r = await c.responses.create(model="m", input="go", tools=[
         {"type": "function", "name": "bash", "parameters": {"type": "object"}}])
-    fc = [o for o in r.output if o.type == "function_call"][0]
+    fc = next(o for o in r.output if o.type == "function_call")
     assert fc.name == "bash" and json.loads(fc.arguments) == {"command": "ls -la"}
 
 

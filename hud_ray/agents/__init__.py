@@ -12,6 +12,9 @@ from hud_ray.types import AgentSpec
 AGENTS: dict[str, str] = {
     "oracle": "hud_ray.agents.scripted:OracleAgent",
     "nop": "hud_ray.agents.scripted:NopAgent",
+    "claude": "hud_ray.agents.claude:ClaudeAgent",
+    "openai": "hud_ray.agents.openai:OpenAIAgent",
+    "openai_compatible": "hud_ray.agents.openai_compatible:OpenAICompatibleAgent",
 }
 
 

@@ -80,6 +80,6 @@ class SessionResource(ABC):
     @abstractmethod
     async def close(self, session_id: str) -> None: ...
 
-    def session_context(self, session_id: str) -> Any:  # noqa: B027
+    def session_context(self, session_id: str) -> Any:
         """What the template and graders see for this session (e.g. a workspace handle)."""
         return None

@@ -1,0 +1,233 @@
+"""The loop every model harness shares: call the model, run its tool calls, repeat.
+
+A provider-specific :class:`Conversation` turns the loop's neutral events (prompt,
+assistant turn, tool result) into that API's message format and makes the call.
+
+Tool-call policy: arguments that are not a JSON object, or a tool the harness does not
+offer, are fed back to the model as an error result so it can correct itself; the
+second consecutive bad call ends the rollout with ``stop_reason = "error"`` and an
+``AgentError(code="invalid_tool_call")``. A tool that raises is reported to the model
+the same way (it is the environment talking, not the model misbehaving).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from hud_ray.agents._retry import RetryPolicy, call_with_retries
+from hud_ray.agents.base import Agent
+from hud_ray.agents.toolbox import tools_for
+from hud_ray.agents.tools import Tool
+from hud_ray.errors import AgentError
+from hud_ray.gateway import Endpoint, redact, resolve_endpoint
+from hud_ray.types import AgentConfig, AgentContext, AgentResult, AgentSpec
+
+log = logging.getLogger(__name__)
+
+MAX_TOOL_OUTPUT = 16_000
+
+
+@dataclass
+class ToolCallRequest:
+    id: str
+    name: str
+    arguments: Any  # a dict when valid; the raw text/value otherwise
+
+
+@dataclass
+class Turn:
+    """One assistant turn, neutral across providers."""
+
+    text: str | None
+    tool_calls: list[ToolCallRequest] = field(default_factory=list)
+    finish: str = "stop"  # stop | length | tool_calls | refusal
+    model: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    prompt_token_ids: list[int] | None = None
+    completion_token_ids: list[int] | None = None
+    completion_logprobs: list[float] | None = None
+
+
+class Conversation(ABC):
+    """One rollout's message history in a provider's own format."""
+
+    @abstractmethod
+    async def call(self) -> Turn: ...
+
+    @abstractmethod
+    def add_assistant(self, turn: Turn) -> None: ...
+
+    @abstractmethod
+    def add_tool_results(self, results: list[tuple[ToolCallRequest, str]]) -> None: ...
+
+
+class ModelAgent(Agent):
+    """Base of the model harnesses; subclasses build a client and a Conversation."""
+
+    needs_model = True
+    default_model: ClassVar[str | None] = None
+
+    def __init__(self, spec: AgentSpec) -> None:
+        super().__init__(spec)
+        self.endpoint: Endpoint = resolve_endpoint(spec)
+        extras = spec.config.model_extra or {}
+        self.retry = RetryPolicy(
+            max_attempts=int(extras.get("max_attempts", 6)),
+            base=float(extras.get("backoff_base", 0.5)),
+            cap=float(extras.get("backoff_cap", 30.0)))
+        self.request_timeout = float(extras.get("request_timeout", 600.0))
+        self.limiter: Any = None  # set by the placement layer when rpm/tpm limits apply
+        self._client: Any = None
+        self._model: str | None = spec.model or self.default_model
+
+    @property
+    def model(self) -> str | None:
+        return self._model
+
+    @abstractmethod
+    def _make_client(self) -> Any: ...
+
+    @abstractmethod
+    def conversation(self, ctx: AgentContext, tools: list[Tool], model: str) -> Conversation: ...
+
+    async def _resolve_model(self) -> str:
+        if self._model is None:
+            raise AgentError(f"agent {self.spec.name!r} needs --model", code="no_model")
+        return self._model
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            try:
+                await self._client.close()
+            except Exception:
+                log.debug("closing provider client failed", exc_info=True)
+            self._client = None
+
+    async def _limited_call(self, conv: Conversation, estimate: int) -> Turn:
+        async def attempt() -> Turn:
+            if self.limiter is not None:
+                await self.limiter.acquire(estimate)
+            return await conv.call()
+
+        return await call_with_retries(attempt, self.retry,
+                                       what=f"{self.spec.name} call to {self._model}")
+
+    async def run(self, ctx: AgentContext) -> AgentResult:
+        config: AgentConfig = ctx.config
+        model = await call_with_retries(self._resolve_model, self.retry, what="model lookup")
+        result = AgentResult(answer=None, model=model,
+                             usage={"prompt_tokens": 0, "completion_tokens": 0, "calls": 0})
+        tools, cleanup = await tools_for(ctx.capabilities, config)
+        try:
+            conv = self.conversation(ctx, tools, model)
+            by_name = {t.name: t for t in tools}
+            bad_streak = 0
+            estimate = config.max_tokens + len(ctx.prompt.text) // 4
+            for _ in range(config.max_steps):
+                t0 = time.perf_counter()
+                turn = await self._limited_call(conv, estimate)
+                result.call_latencies.append(round(time.perf_counter() - t0, 6))
+                self._account(result, turn)
+                conv.add_assistant(turn)
+                result.steps.append({
+                    "role": "assistant", "content": turn.text,
+                    **({"tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments}
+                                       for c in turn.tool_calls]} if turn.tool_calls else {})})
+                if turn.text is not None:
+                    result.answer = turn.text
+                if turn.finish == "refusal":
+                    result.stop_reason = "refusal"
+                    return result
+                if not turn.tool_calls:
+                    result.stop_reason = "length" if turn.finish == "length" else "done"
+                    return result
+                outputs: list[tuple[ToolCallRequest, str]] = []
+                bad = False
+                for call in turn.tool_calls:
+                    output, ok = await self._run_tool(call, by_name)
+                    bad = bad or not ok
+                    outputs.append((call, output))
+                    result.steps.append({"role": "tool", "name": call.name,
+                                         "tool_call_id": call.id, "content": output})
+                bad_streak = bad_streak + 1 if bad else 0
+                if bad_streak >= 2:
+                    result.stop_reason = "error"
+                    result.error = AgentError(
+                        f"model made invalid tool calls twice in a row (last: {call.name!r})",
+                        code="invalid_tool_call")
+                    return result
+                conv.add_tool_results(outputs)
+            result.stop_reason = "max_steps"
+            return result
+        finally:
+            await cleanup()
+
+    async def _run_tool(self, call: ToolCallRequest, tools: dict[str, Tool]) -> tuple[str, bool]:
+        tool = tools.get(call.name)
+        if tool is None:
+            return (f"error: unknown tool {call.name!r}; available: "
+                    f"{', '.join(sorted(tools)) or 'none'}", False)
+        if not isinstance(call.arguments, dict):
+            return (f"error: arguments for {call.name!r} must be a JSON object, got: "
+                    f"{str(call.arguments)[:200]}", False)
+        try:
+            output = await tool.run(call.arguments)
+        except Exception as exc:
+            output = f"error: {type(exc).__name__}: {redact(str(exc))}"
+        if len(output) > MAX_TOOL_OUTPUT:
+            output = output[:MAX_TOOL_OUTPUT] + f"\n[... {len(output) - MAX_TOOL_OUTPUT} " \
+                                                "more characters truncated]"
+        return output, True
+
+    @staticmethod
+    def _account(result: AgentResult, turn: Turn) -> None:
+        result.usage["prompt_tokens"] += turn.prompt_tokens
+        result.usage["completion_tokens"] += turn.completion_tokens
+        result.usage["calls"] += 1
+        if turn.model:
+            result.model = turn.model
+        if turn.completion_token_ids is not None:
+            result.prompt_token_ids = (result.prompt_token_ids or []) + \
+                [turn.prompt_token_ids or []]
+            result.completion_token_ids = (result.completion_token_ids or []) + \
+                [turn.completion_token_ids]
+            result.completion_logprobs = (result.completion_logprobs or []) + \
+                [turn.completion_logprobs or []]
+
+
+def parse_arguments(raw: Any) -> Any:
+    """Tool arguments as a dict, or the raw value when they are not a JSON object."""
+    if isinstance(raw, dict):
+        return raw
+    if isinstance(raw, str):
+        try:
+            value = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            return raw
+        return value if isinstance(value, dict) else raw
+    return raw
+
+
+def system_and_messages(ctx: AgentContext) -> tuple[str | None, list[dict[str, Any]]]:
+    """Split the prompt's chat messages into (system text, the rest)."""
+    system = [ctx.config.system_prompt] if ctx.config.system_prompt else []
+    rest = []
+    for m in ctx.prompt.messages:
+        if m.get("role") == "system":
+            system.append(m["content"] if isinstance(m["content"], str) else
+                          json.dumps(m["content"]))
+        else:
+            rest.append({"role": m.get("role", "user"), "content": m.get("content", "")})
+    return ("\n\n".join(system) or None), rest

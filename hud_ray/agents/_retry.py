@@ -1,0 +1,111 @@
+"""Retries of provider calls: exponential back-off with full jitter, honouring Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hud_ray.errors import ProviderError, RateLimited
+from hud_ray.gateway import redact
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How provider calls are retried (429, 5xx, connection errors, timeouts)."""
+
+    max_attempts: int = 6
+    base: float = 0.5
+    cap: float = 30.0
+    max_retry_after: float = 120.0
+
+    def backoff(self, attempt: int) -> float:
+        return random.uniform(0, min(self.cap, self.base * 2 ** attempt))
+
+
+def _status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def classify(exc: BaseException) -> tuple[bool, bool]:
+    """(retryable, rate_limited) for an exception raised by either provider SDK."""
+    name = type(exc).__name__
+    status = _status(exc)
+    if status == 429 or name == "RateLimitError":
+        return True, True
+    if status is not None:
+        return status >= 500 or status in (408, 409), False
+    if name in ("APIConnectionError", "APITimeoutError") or isinstance(
+            exc, ConnectionError | TimeoutError):
+        return True, False
+    return False, False
+
+
+async def call_with_retries[T](fn: Callable[[], Awaitable[T]], policy: RetryPolicy, *,
+                            what: str = "model call") -> T:
+    """Call ``fn`` until it succeeds or the policy gives up; raise a ProviderError then."""
+    last: BaseException | None = None
+    for attempt in range(policy.max_attempts):
+        try:
+            return await fn()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            retryable, _limited = classify(exc)
+            if not retryable:
+                raise _provider_error(exc, what, retryable=False) from None
+            last = exc
+            if attempt + 1 >= policy.max_attempts:
+                break
+            wait = _retry_after(exc)
+            delay = min(wait, policy.max_retry_after) if wait is not None else \
+                policy.backoff(attempt)
+            log.info("%s failed (%s); retry %d in %.2fs", what, type(exc).__name__,
+                     attempt + 1, delay)
+            await asyncio.sleep(delay)
+    assert last is not None
+    raise _provider_error(last, what, retryable=True) from None
+
+
+def _provider_error(exc: BaseException, what: str, *, retryable: bool) -> ProviderError:
+    status = _status(exc)
+    detail = redact(str(exc))[:500]
+    label = f"HTTP {status}" if status else type(exc).__name__
+    message = f"{what} failed: {label}: {detail}"
+    if status == 429:
+        return RateLimited(message, retryable=retryable)
+    code = "provider_error" if retryable else "provider_rejected"
+    return ProviderError(message, code=code, retryable=retryable)
+
+
+def jsonable(value: Any) -> Any:
+    """Provider SDK objects to plain JSON values (for transcripts)."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(exclude_none=True)
+    return value

@@ -1,0 +1,61 @@
+"""Which tools a harness offers for a rollout: built from the capabilities in the
+sandbox's manifest (``ssh`` -> bash + file editing), plus opt-in built-ins."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from hud_ray.agents.tools import THINK, Tool
+from hud_ray.capabilities.base import Capability
+from hud_ray.types import AgentConfig
+
+log = logging.getLogger(__name__)
+
+Cleanup = Callable[[], Awaitable[None]]
+
+
+async def tools_for(capabilities: list[Capability],
+                    config: AgentConfig) -> tuple[list[Tool], Cleanup]:
+    """Connect to the capabilities this harness knows and return their tools.
+
+    Capabilities of families the harness has no tools for are skipped (logged): a
+    text-only task gets no tools. ``config.think_tool`` adds the ``think`` tool.
+    """
+    tools: list[Tool] = []
+    clients: list[Any] = []
+    try:
+        for cap in capabilities:
+            if cap.family == "ssh":
+                from hud_ray.capabilities.registry import connect
+                from hud_ray.capabilities.ssh_tools import shell_tools
+
+                client = await connect(cap)
+                clients.append(client)
+                tools.extend(shell_tools(client, prefix=_prefix(cap, capabilities)))
+            else:
+                log.debug("no tools for capability %s (%s)", cap.name, cap.protocol)
+    except BaseException:
+        await _close(clients)
+        raise
+    if getattr(config, "think_tool", False):
+        tools.append(THINK)
+
+    async def cleanup() -> None:
+        await _close(clients)
+
+    return tools, cleanup
+
+
+def _prefix(cap: Capability, all_caps: list[Capability]) -> str:
+    same = [c for c in all_caps if c.family == cap.family]
+    return "" if len(same) == 1 else f"{cap.name}_"
+
+
+async def _close(clients: list[Any]) -> None:
+    for client in clients:
+        try:
+            await client.close()
+        except Exception:
+            log.debug("closing a capability client failed", exc_info=True)

@@ -37,6 +37,21 @@ class HarnessActor:
             sandbox=self.sandbox, local_envs=set(local),
             lease=self.pool.lease if self.pool else None,
             worker_name=name or f"{socket.gethostname()}:{os.getpid()}")
+        self._attach_limiter(self.worker.agent)
+
+    @staticmethod
+    def _attach_limiter(agent: Any) -> None:
+        """Share one rpm/tpm bucket per provider+model across every harness actor."""
+        extras = agent.spec.config.model_extra or {}
+        rpm, tpm = extras.get("rpm"), extras.get("tpm")
+        if not (rpm or tpm) or not hasattr(agent, "limiter"):
+            return
+        from actors.limiter import RemoteLimiter, get_or_create_limiter
+
+        key = f"{agent.spec.name}:{agent.spec.base_url or ''}:{agent.spec.model or ''}"
+        handle = get_or_create_limiter(key, rpm, tpm, extras.get("burst"))
+        lease = int(extras.get("limiter_lease", max(1, (rpm or 60) // 600)))
+        agent.limiter = RemoteLimiter(handle, lease_size=lease)
 
     async def ready(self) -> dict[str, Any]:
         if self.sandbox is not None:

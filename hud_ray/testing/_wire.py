@@ -81,10 +81,13 @@ def parse(api: str, body: dict[str, Any], headers: dict[str, str]) -> ProviderRe
                 msgs.append({"role": item.get("role", "user"),
                              "content": _text(item.get("content"))})
             elif kind == "function_call":
-                msgs.append({"role": "assistant", "content": "",
-                             "tool_calls": [{"id": item.get("call_id"),
-                                             "function": {"name": item.get("name"),
-                                                          "arguments": item.get("arguments")}}]})
+                call = {"id": item.get("call_id"),
+                        "function": {"name": item.get("name"),
+                                     "arguments": item.get("arguments")}}
+                if msgs and msgs[-1]["role"] == "assistant":  # one turn, several items
+                    msgs[-1].setdefault("tool_calls", []).append(call)
+                else:
+                    msgs.append({"role": "assistant", "content": "", "tool_calls": [call]})
             elif kind == "function_call_output":
                 msgs.append({"role": "tool", "content": _text(item.get("output")),
                              "tool_call_id": item.get("call_id")})

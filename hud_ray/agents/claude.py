@@ -9,6 +9,8 @@ from hud_ray.agents._loop import (
     ModelAgent,
     ToolCallRequest,
     Turn,
+    anthropic_client,
+    openai_client,
     system_and_messages,
 )
 from hud_ray.agents.openai_compatible import ChatConversation
@@ -18,7 +20,8 @@ from hud_ray.types import AgentContext
 
 class MessagesConversation(Conversation):
     def __init__(self, agent: ModelAgent, ctx: AgentContext, tools: list[Tool],
-                 model: str) -> None:
+                 model: str, client: Any) -> None:
+        self.client = client
         self.agent, self.model = agent, model
         system, rest = system_and_messages(ctx)
         self.messages: list[dict[str, Any]] = rest
@@ -33,7 +36,7 @@ class MessagesConversation(Conversation):
         self._content: list[dict[str, Any]] = []
 
     async def call(self) -> Turn:
-        resp = await self.agent.client.messages.create(model=self.model,
+        resp = await self.client.messages.create(model=self.model,
                                                        messages=self.messages, **self.kwargs)
         texts, calls = [], []
         self._content = []
@@ -67,20 +70,13 @@ class ClaudeAgent(ModelAgent):
     name = "claude"
     default_model = "claude-sonnet-4-5"
 
-    def _make_client(self) -> Any:
+    def _make_client(self, connections: int) -> Any:
         if self.endpoint.protocol == "chat":
-            from openai import AsyncOpenAI
+            return openai_client(self.endpoint, connections, self.request_timeout)
+        return anthropic_client(self.endpoint, connections, self.request_timeout)
 
-            return AsyncOpenAI(base_url=self.endpoint.base_url,
-                               api_key=self.endpoint.api_key.get(), max_retries=0,
-                               timeout=self.request_timeout)
-        from anthropic import AsyncAnthropic
-
-        return AsyncAnthropic(base_url=self.endpoint.base_url,
-                              api_key=self.endpoint.api_key.get(), max_retries=0,
-                              timeout=self.request_timeout)
-
-    def conversation(self, ctx: AgentContext, tools: list[Tool], model: str) -> Conversation:
+    def conversation(self, ctx: AgentContext, tools: list[Tool], model: str,
+                     client: Any) -> Conversation:
         if self.endpoint.protocol == "chat":
-            return ChatConversation(self, ctx, tools, model)
-        return MessagesConversation(self, ctx, tools, model)
+            return ChatConversation(self, ctx, tools, model, client)
+        return MessagesConversation(self, ctx, tools, model, client)

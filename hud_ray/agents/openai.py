@@ -9,6 +9,7 @@ from hud_ray.agents._loop import (
     ModelAgent,
     ToolCallRequest,
     Turn,
+    openai_client,
     parse_arguments,
     system_and_messages,
 )
@@ -19,7 +20,8 @@ from hud_ray.types import AgentContext
 
 class ResponsesConversation(Conversation):
     def __init__(self, agent: ModelAgent, ctx: AgentContext, tools: list[Tool],
-                 model: str) -> None:
+                 model: str, client: Any) -> None:
+        self.client = client
         self.agent, self.model = agent, model
         system, rest = system_and_messages(ctx)
         self.input: list[dict[str, Any]] = list(rest)
@@ -34,7 +36,7 @@ class ResponsesConversation(Conversation):
         self._items: list[dict[str, Any]] = []
 
     async def call(self) -> Turn:
-        resp = await self.agent.client.responses.create(model=self.model, input=self.input,
+        resp = await self.client.responses.create(model=self.model, input=self.input,
                                                         **self.kwargs)
         calls, texts, refusal = [], [], False
         self._items = []
@@ -75,13 +77,11 @@ class OpenAIAgent(ModelAgent):
     name = "openai"
     default_model = "gpt-4.1-mini"
 
-    def _make_client(self) -> Any:
-        from openai import AsyncOpenAI
+    def _make_client(self, connections: int) -> Any:
+        return openai_client(self.endpoint, connections, self.request_timeout)
 
-        return AsyncOpenAI(base_url=self.endpoint.base_url, api_key=self.endpoint.api_key.get(),
-                           max_retries=0, timeout=self.request_timeout)
-
-    def conversation(self, ctx: AgentContext, tools: list[Tool], model: str) -> Conversation:
+    def conversation(self, ctx: AgentContext, tools: list[Tool], model: str,
+                     client: Any) -> Conversation:
         if self.endpoint.protocol == "chat":
-            return ChatConversation(self, ctx, tools, model)
-        return ResponsesConversation(self, ctx, tools, model)
+            return ChatConversation(self, ctx, tools, model, client)
+        return ResponsesConversation(self, ctx, tools, model, client)

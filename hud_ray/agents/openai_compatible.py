@@ -11,6 +11,7 @@ from hud_ray.agents._loop import (
     ModelAgent,
     ToolCallRequest,
     Turn,
+    openai_client,
     parse_arguments,
     system_and_messages,
 )
@@ -20,7 +21,8 @@ from hud_ray.types import AgentContext
 
 class ChatConversation(Conversation):
     def __init__(self, agent: ModelAgent, ctx: AgentContext, tools: list[Tool],
-                 model: str) -> None:
+                 model: str, client: Any) -> None:
+        self.client = client
         self.agent, self.model, self.tools = agent, model, tools
         system, rest = system_and_messages(ctx)
         self.messages: list[dict[str, Any]] = ([{"role": "system", "content": system}]
@@ -38,7 +40,7 @@ class ChatConversation(Conversation):
             self.kwargs["extra_body"] = {"return_token_ids": True}
 
     async def call(self) -> Turn:
-        resp = await self.agent.client.chat.completions.create(
+        resp = await self.client.chat.completions.create(
             model=self.model, messages=self.messages, **self.kwargs)
         choice = resp.choices[0]
         msg = choice.message
@@ -77,21 +79,23 @@ class OpenAICompatibleAgent(ModelAgent):
 
     name = "openai_compatible"
 
-    def _make_client(self) -> Any:
-        from openai import AsyncOpenAI
-
-        return AsyncOpenAI(base_url=self.endpoint.base_url, api_key=self.endpoint.api_key.get(),
-                           max_retries=0, timeout=self.request_timeout)
+    def _make_client(self, connections: int) -> Any:
+        return openai_client(self.endpoint, connections, self.request_timeout)
 
     async def _resolve_model(self) -> str:
         if self._model is None:
             # a vLLM/sglang server serves one model: ask it which
-            models = await self.client.models.list()
+            client = self.lease_client()
+            try:
+                models = await client.models.list()
+            finally:
+                self.release_client(client)
             ids = [m.id for m in models.data]
             if not ids:
                 return await super()._resolve_model()
             self._model = ids[0]
         return self._model
 
-    def conversation(self, ctx: AgentContext, tools: list[Tool], model: str) -> Conversation:
-        return ChatConversation(self, ctx, tools, model)
+    def conversation(self, ctx: AgentContext, tools: list[Tool], model: str,
+                     client: Any) -> Conversation:
+        return ChatConversation(self, ctx, tools, model, client)

@@ -174,6 +174,7 @@ class Driver:
         n_workers = cfg.workers or max(1, min(4, os.cpu_count() or 1))
         progress = Progress(total=total)
         started = time.monotonic()
+        ready_at = started
         try:
             if total:
                 self._actors = [self._spawn(run_id, taskset, i) for i in range(n_workers)]
@@ -182,6 +183,7 @@ class Driver:
                 except ray.exceptions.RayActorError as exc:
                     raise ConfigError(f"harness actors failed to start: "
                                       f"{_root_cause(exc)}") from None
+                ready_at = time.monotonic()
                 await self._schedule(run_id, taskset, specs, sink, progress)
         finally:
             sink.flush()
@@ -190,6 +192,8 @@ class Driver:
         summary = summarize(read_rollouts(out), group_size=cfg.group_size,
                             pass_threshold=cfg.pass_threshold, elapsed_s=elapsed,
                             run_id=run_id, new_rows=progress.done)
+        summary["setup_s"] = round(ready_at - started, 3)
+        summary["rollout_phase_s"] = round(time.monotonic() - ready_at, 3)
         summary["out_dir"] = str(out)
         sink.close(summary)
         return EvalResult(run_id=run_id, out_dir=out, summary=summary)

@@ -1,0 +1,1 @@
+"""Reproducible benchmarks for hud-ray; `make bench` (full) or `make bench-quick` (CI)."""

@@ -55,6 +55,11 @@ class RemoteSandbox:
             return await getattr(self.handle, method).remote(*args)
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
             raise ActorLost(f"sandbox actor died during {method}: {type(exc).__name__}") from None
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause if isinstance(exc.cause, BaseException) else None
+            if cause is not None:
+                raise cause from None  # the sandbox's own typed error, without Ray's framing
+            raise
 
     async def start(self, task: Task) -> Prompt:
         return await self._call("start", task.model_dump(mode="json"))

@@ -1,5 +1,6 @@
-"""Graders: text comparison helpers, weighted combination, and (with ssh) ``BashGrader``."""
+"""Graders: text comparison helpers, weighted combination, and ``BashGrader``."""
 
+from hud_ray.graders.bash import BashGrader
 from hud_ray.graders.combine import combine, combine_all, combine_any, weighted
 from hud_ray.graders.results import EvaluationResult, SubScore
 from hud_ray.graders.text import (
@@ -13,6 +14,7 @@ from hud_ray.graders.text import (
 )
 
 __all__ = [
+    "BashGrader",
     "EvaluationResult",
     "SubScore",
     "combine",

@@ -1,0 +1,355 @@
+"""The ``ssh/2`` capability, server side: an isolated shell workspace per rollout.
+
+A sandbox runs one asyncssh server on its node's address (reachable from harnesses on
+other nodes) with an ephemeral host key. Each rollout (``open``) gets a fresh
+workspace directory, a fresh client key pair (public-key auth only, valid for that
+rollout alone) and its own bubblewrap sandbox (see :mod:`.isolation`); every command
+the agent runs over ssh executes inside that sandbox. ``close`` kills every process
+the rollout started, revokes its key and deletes its workspace.
+
+Declare it with ``env.workspace(root=..., setup=..., network=False)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import logging
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hud_ray.capabilities.base import Capability, SessionResource
+from hud_ray.capabilities.isolation import (
+    WORKDIR,
+    ExecResult,
+    Jail,
+    Unisolated,
+    bwrap_available,
+    clean_env,
+    run_in,
+)
+from hud_ray.errors import CapabilityError
+
+log = logging.getLogger(__name__)
+
+SetupHook = Callable[[Path], Awaitable[None] | None]
+_uids = itertools.count((os.getpid() % 500) * 100 + 200_000)
+
+
+def node_address() -> str:
+    """This node's address as other nodes see it (Ray's view when Ray is up)."""
+    with contextlib.suppress(Exception):
+        import ray
+
+        if ray.is_initialized():
+            return ray.util.get_node_ip_address()
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("10.255.255.255", 1))  # no packet is sent
+        return s.getsockname()[0]
+    return "127.0.0.1"
+
+
+@dataclass
+class WorkspaceSession:
+    """What template code and graders get for a rollout: ``path`` on the host, ``cwd``
+    inside the sandbox, and ``exec`` to run a command inside (as the agent would)."""
+
+    id: str
+    path: Path
+    jail: Jail | Unisolated
+    key_fingerprint: str
+    cwd: str
+
+    async def exec(self, command: str, *, timeout: float = 60.0,
+                   max_output: int = 64_000) -> ExecResult:
+        return await run_in(self.jail, command, timeout=timeout, max_output=max_output)
+
+
+class Workspace(SessionResource):
+    """An isolated shell served over ``ssh/2``, fresh for every rollout."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, *, name: str = "shell",
+                 setup: SetupHook | None = None, seed: dict[str, str] | None = None,
+                 network: bool = False, allow_unisolated: bool = False, user: str = "agent",
+                 host: str | None = None, port: int = 0) -> None:
+        self.name = name
+        self.root = Path(root) if root is not None else None
+        self.setup = setup
+        self.seed = dict(seed or {})
+        self.network = network
+        self.allow_unisolated = allow_unisolated
+        self.user = user
+        self.host = host
+        self.port = port
+        self._server: Any = None
+        self._host_key: Any = None
+        self._base: Path | None = None
+        self._sessions: dict[str, WorkspaceSession] = {}
+        self._keys: dict[str, str] = {}  # authorised public key (OpenSSH text) -> session id
+        self.address: tuple[str, int] | None = None
+
+    @property
+    def isolation(self) -> str:
+        return "bwrap" if bwrap_available() and os.geteuid() == 0 else "none"
+
+    async def start(self) -> None:
+        if self._server is not None:
+            return
+        try:
+            import asyncssh
+        except ImportError:
+            raise CapabilityError("ssh workspaces need asyncssh: pip install "
+                                  "'hud-ray[ssh]'") from None
+        if self.isolation == "none" and not self.allow_unisolated:
+            raise CapabilityError(
+                "no bubblewrap sandbox available (needs the `bwrap` and `nsenter` commands "
+                "and root to start sandboxes as dedicated uids); install bubblewrap, or "
+                "declare env.workspace(..., allow_unisolated=True) to run commands "
+                "unisolated")
+        self._base = Path(tempfile.mkdtemp(prefix="hud-ray-ws-"))
+        self._base.chmod(0o711)
+        self._host_key = asyncssh.generate_private_key("ssh-ed25519")
+        host = self.host or node_address()
+        self._server = await asyncssh.create_server(
+            lambda: _Server(self), host, self.port, server_host_keys=[self._host_key],
+            process_factory=self._process, encoding=None, allow_scp=False,
+            sftp_factory=None, agent_forwarding=False, x11_forwarding=False,
+            login_timeout=30, keepalive_interval=30)
+        sock = self._server.sockets[0].getsockname()
+        self.address = (host, sock[1])
+
+    async def stop(self) -> None:
+        for sid in list(self._sessions):
+            await self.close(sid)
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+        if self._base is not None:
+            shutil.rmtree(self._base, ignore_errors=True)
+            self._base = None
+
+    async def open(self, session_id: str) -> list[Capability]:
+        import asyncssh
+
+        await self.start()
+        assert self._base is not None and self.address is not None
+        uid = next(_uids)
+        top = self._base / session_id
+        path, private = top / "workspace", top / "private"
+        path.mkdir(parents=True)
+        private.mkdir()
+        if self.root is not None:
+            shutil.copytree(self.root, path, dirs_exist_ok=True, symlinks=True)
+        for rel, content in self.seed.items():
+            target = path / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+        if self.setup is not None:
+            result = self.setup(path)
+            if inspect.isawaitable(result):
+                await result
+        isolated = self.isolation == "bwrap"
+        jail: Jail | Unisolated
+        if isolated:
+            for p in [top, *path.rglob("*")]:
+                os.lchown(p, uid, uid)
+            os.chown(path, uid, uid)
+            top.chmod(0o700)
+            os.chown(private, 0, 0)
+            private.chmod(0o755)
+            jail = Jail(path, private, uid, network=self.network)
+        else:
+            jail = Unisolated(path)
+        await jail.start()
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        public = key.export_public_key().decode().strip()
+        cwd = WORKDIR if isolated else str(path)
+        self._sessions[session_id] = WorkspaceSession(session_id, path, jail, public, cwd)
+        self._keys[_key_id(public)] = session_id
+        host, port = self.address
+        params = {"user": self.user,
+                  "host_pubkey": self._host_key.export_public_key().decode().strip(),
+                  "client_key": key.export_private_key().decode(), "cwd": cwd,
+                  "shell": "bash", "isolation": "bwrap" if isolated else "none",
+                  "network": self.network}
+        url_host = f"[{host}]" if ":" in host else host
+        return [Capability(self.name, "ssh/2", f"ssh://{url_host}:{port}", params)]
+
+    async def close(self, session_id: str) -> None:
+        ws = self._sessions.pop(session_id, None)
+        if ws is None:
+            return
+        self._keys = {k: s for k, s in self._keys.items() if s != session_id}
+        await ws.jail.stop()
+        if self._base is not None:
+            shutil.rmtree(self._base / session_id, ignore_errors=True)
+
+    def session_context(self, session_id: str) -> WorkspaceSession:
+        return self._sessions[session_id]
+
+    # ---- serving -----------------------------------------------------------------------
+    def session_for_key(self, key_text: str) -> str | None:
+        return self._keys.get(_key_id(key_text))
+
+    async def _process(self, process: Any) -> None:
+        conn = process.get_extra_info("connection")
+        sid = getattr(conn, "_hud_session", None)
+        ws = self._sessions.get(sid) if sid else None
+        if ws is None:
+            process.stderr.write(b"workspace session has ended\n")
+            process.exit(255)
+            return
+        command = process.command
+        env = clean_env(ws.cwd)
+        if process.get_terminal_type():
+            env["TERM"] = process.get_terminal_type()
+        argv = ["/bin/bash", "-c", command] if command else ["/bin/bash", "-l"]
+        if command is None and process.get_terminal_type():
+            await _pty_session(process, ws.jail.command(["/bin/bash", "-il"], env=env), ws)
+            return
+        proc = await asyncio.create_subprocess_exec(
+            *ws.jail.command(argv, env=env), stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            cwd=str(ws.path) if isinstance(ws.jail, Unisolated) else None,
+            start_new_session=True)
+        try:
+            feeder = asyncio.create_task(_feed(process.stdin, proc.stdin))
+            await asyncio.gather(_drain(proc.stdout, process.stdout),
+                                 _drain(proc.stderr, process.stderr))
+            code = await proc.wait()
+            feeder.cancel()
+            process.exit(code if code >= 0 else 128 - code)
+        finally:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, 9)
+
+
+async def _feed(source: Any, sink: asyncio.StreamWriter | None) -> None:
+    """ssh channel stdin -> the command's stdin (EOF closes it)."""
+    if sink is None:
+        return
+    try:
+        while True:
+            data = await source.read(65536)
+            if not data:
+                break
+            sink.write(data)
+            await sink.drain()
+    except Exception:  # noqa: BLE001 - the command exited or the channel closed
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            sink.close()
+
+
+async def _drain(source: asyncio.StreamReader | None, sink: Any) -> None:
+    """The command's stdout/stderr -> the ssh channel."""
+    if source is None:
+        return
+    while True:
+        data = await source.read(65536)
+        if not data:
+            return
+        sink.write(data)
+
+
+async def _pty_session(process: Any, argv: list[str], ws: WorkspaceSession) -> None:
+    """An interactive login shell on a pseudo-terminal (a human's `ssh`)."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = await asyncio.create_subprocess_exec(*argv, stdin=slave, stdout=slave, stderr=slave,
+                                                start_new_session=True)
+    os.close(slave)
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+
+    def readable() -> None:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(master)
+            done.set()
+            return
+        process.stdout.write(data)
+
+    loop.add_reader(master, readable)
+
+    async def pump() -> None:
+        with contextlib.suppress(Exception):
+            while not done.is_set():
+                data = await process.stdin.read(65536)
+                if not data:
+                    break
+                os.write(master, data)
+
+    pumper = asyncio.create_task(pump())
+    code = await proc.wait()
+    await asyncio.sleep(0.05)
+    loop.remove_reader(master)
+    pumper.cancel()
+    os.close(master)
+    process.exit(code)
+
+
+def _key_id(public_text: str) -> str:
+    parts = public_text.split()
+    return " ".join(parts[:2])
+
+
+def _server_class() -> type:
+    import asyncssh
+
+    class Server(asyncssh.SSHServer):
+        def __init__(self, workspace: Workspace) -> None:
+            self.workspace = workspace
+            self.conn: Any = None
+
+        def connection_made(self, conn: Any) -> None:
+            self.conn = conn
+
+        def begin_auth(self, username: str) -> bool:
+            return True
+
+        def password_auth_supported(self) -> bool:
+            return False
+
+        def kbdint_auth_supported(self) -> bool:
+            return False
+
+        def public_key_auth_supported(self) -> bool:
+            return True
+
+        def validate_public_key(self, username: str, key: Any) -> bool:
+            if username != self.workspace.user:
+                return False
+            sid = self.workspace.session_for_key(key.export_public_key().decode())
+            if sid is None:
+                return False
+            self.conn._hud_session = sid
+            return True
+
+    return Server
+
+
+def _Server(workspace: Workspace) -> Any:
+    global _SERVER_CLASS
+    if _SERVER_CLASS is None:
+        _SERVER_CLASS = _server_class()
+    return _SERVER_CLASS(workspace)
+
+
+_SERVER_CLASS: type | None = None

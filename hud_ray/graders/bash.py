@@ -1,0 +1,68 @@
+"""``BashGrader``: score a rollout by a command run inside its own sandbox."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from hud_ray.env import current_session
+from hud_ray.errors import GradeError
+from hud_ray.graders.results import SubScore
+
+#: A grading script may write a reward in [0, 1] here (inside the workspace) instead of
+#: relying on its exit status.
+REWARD_FILE = ".hud_reward"
+CAP = 4096
+
+
+class BashGrader:
+    """Runs ``command`` with bash in the rollout's workspace sandbox (never on the host).
+
+    Exit status 0 scores 1.0, anything else 0.0, unless the command writes a number to
+    ``$HUD_REWARD_FILE`` (``.hud_reward`` in the workspace), which then is the score
+    (clamped to [0, 1]). A timeout scores 0.0.
+    """
+
+    name: ClassVar[str] = "bash"
+
+    @classmethod
+    async def grade(cls, weight: float = 1.0, command: str = "", cwd: str | None = None,
+                    timeout_seconds: float = 600.0, name: str | None = None,
+                    workspace: str | None = None, **_: Any) -> SubScore:
+        ws = _workspace(workspace)
+        reward_path = f"{ws.cwd}/{REWARD_FILE}"
+        prefix = f"rm -f {reward_path}; export HUD_REWARD_FILE={reward_path}; "
+        if cwd:
+            prefix += f"cd {cwd} && "
+        result = await ws.exec(prefix + command, timeout=timeout_seconds, max_output=CAP)
+        value = 1.0 if result.ok else 0.0
+        written = None
+        probe = await ws.exec(f"cat {reward_path} 2>/dev/null", timeout=30)
+        if probe.exit_code == 0 and probe.stdout.strip():
+            try:
+                written = float(probe.stdout.split()[0])
+            except ValueError:
+                written = None
+            if written is not None:
+                value = min(1.0, max(0.0, written))
+        info = {"exit_code": result.exit_code, "timed_out": result.timed_out,
+                "stdout": result.stdout[-CAP:], "stderr": result.stderr[-CAP:],
+                "command": command, "reward_file": written}
+        return SubScore(name=name or cls.name, value=value, weight=weight, info=info)
+
+
+def _workspace(name: str | None) -> Any:
+    from hud_ray.capabilities.ssh import WorkspaceSession
+
+    session = current_session()
+    if session is None:
+        raise GradeError("BashGrader runs inside a rollout's workspace; there is no rollout "
+                         "here (call it from a template's grade step)", code="no_workspace")
+    spaces = {k: v for k, v in session.resources.items() if isinstance(v, WorkspaceSession)}
+    if name is not None:
+        if name not in spaces:
+            raise GradeError(f"no workspace named {name!r} in this session", code="no_workspace")
+        return spaces[name]
+    if len(spaces) != 1:
+        raise GradeError(f"BashGrader needs exactly one workspace in the session (found "
+                         f"{len(spaces)}); pass workspace=NAME", code="no_workspace")
+    return next(iter(spaces.values()))

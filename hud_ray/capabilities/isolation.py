@@ -27,6 +27,9 @@ from hud_ray.errors import CapabilityError
 INSIDE_UID = 1000
 WORKDIR = "/workspace"
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: The environment of the host-side helpers (setpriv, bwrap, nsenter): nothing of the
+#: actor's own environment, which may hold keys, can be read from inside a sandbox.
+HOST_ENV = {"PATH": SAFE_PATH}
 _SYSTEM_DIRS = ("/usr", "/etc")
 _LINKS = (("usr/bin", "/bin"), ("usr/sbin", "/sbin"), ("usr/lib", "/lib"),
           ("usr/lib64", "/lib64"), ("usr/lib32", "/lib32"))
@@ -102,7 +105,7 @@ class Jail:
             self._proc = await asyncio.create_subprocess_exec(
                 *self._argv(write_fd), stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-                pass_fds=(write_fd,), start_new_session=True)
+                pass_fds=(write_fd,), start_new_session=True, env=HOST_ENV)
         finally:
             os.close(write_fd)
         loop = asyncio.get_running_loop()
@@ -218,7 +221,7 @@ async def run_in(jail: Jail | Unisolated, command: str, *, timeout: float = 60.0
         *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         cwd=str(jail.workspace) if isinstance(jail, Unisolated) else None,
-        start_new_session=True)
+        start_new_session=True, env=HOST_ENV)
     timed_out = False
     try:
         out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)

@@ -28,6 +28,7 @@ from typing import Any
 
 from hud_ray.capabilities.base import Capability, SessionResource
 from hud_ray.capabilities.isolation import (
+    HOST_ENV,
     WORKDIR,
     ExecResult,
     Jail,
@@ -94,6 +95,7 @@ class Workspace(SessionResource):
         self._base: Path | None = None
         self._sessions: dict[str, WorkspaceSession] = {}
         self._keys: dict[str, str] = {}  # authorised public key (OpenSSH text) -> session id
+        self._conns: dict[str, set[Any]] = {}  # session id -> its live ssh connections
         self.address: tuple[str, int] | None = None
 
     @property
@@ -132,7 +134,7 @@ class Workspace(SessionResource):
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
-                await self._server.wait_closed()
+                await asyncio.wait_for(self._server.wait_closed(), 5)
             self._server = None
         if self._base is not None:
             shutil.rmtree(self._base, ignore_errors=True)
@@ -190,6 +192,8 @@ class Workspace(SessionResource):
         if ws is None:
             return
         self._keys = {k: s for k, s in self._keys.items() if s != session_id}
+        for conn in self._conns.pop(session_id, set()):
+            conn.close()  # the rollout is over: so is every shell it had open
         await ws.jail.stop()
         if self._base is not None:
             shutil.rmtree(self._base / session_id, ignore_errors=True)
@@ -221,7 +225,7 @@ class Workspace(SessionResource):
             *ws.jail.command(argv, env=env), stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             cwd=str(ws.path) if isinstance(ws.jail, Unisolated) else None,
-            start_new_session=True)
+            start_new_session=True, env=HOST_ENV)
         try:
             feeder = asyncio.create_task(_feed(process.stdin, proc.stdin))
             await asyncio.gather(_drain(proc.stdout, process.stdout),
@@ -270,7 +274,7 @@ async def _pty_session(process: Any, argv: list[str], ws: WorkspaceSession) -> N
 
     master, slave = pty.openpty()
     proc = await asyncio.create_subprocess_exec(*argv, stdin=slave, stdout=slave, stderr=slave,
-                                                start_new_session=True)
+                                                start_new_session=True, env=HOST_ENV)
     os.close(slave)
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
@@ -340,7 +344,13 @@ def _server_class() -> type:
             if sid is None:
                 return False
             self.conn._hud_session = sid
+            self.workspace._conns.setdefault(sid, set()).add(self.conn)
             return True
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            sid = getattr(self.conn, "_hud_session", None)
+            if sid is not None:
+                self.workspace._conns.get(sid, set()).discard(self.conn)
 
     return Server
 

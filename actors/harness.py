@@ -24,13 +24,16 @@ class HarnessActor:
 
     def __init__(self, *, run_id: str, sources: dict[str, str], tasks: list[dict[str, Any]],
                  agent: dict[str, Any], rollout_timeout: float | None, colocate: bool = True,
-                 sandbox_options: dict[str, Any] | None = None, name: str = "") -> None:
+                 sandbox_options: dict[str, Any] | None = None, name: str = "",
+                 sessions_per_sandbox: int = 8) -> None:
         os.environ.setdefault("HUD_RAY_IN_ACTOR", "1")
         envs = load_environments(sources)
         local = {n: e for n, e in envs.items() if colocate and not e.stateful}
         self.sandbox = Sandbox(local) if local else None
-        self.pool = SandboxPool(sources, actor_options=sandbox_options) \
-            if len(local) < len(envs) else None
+        pooled = [e for n, e in envs.items() if n not in local]
+        capacity = sessions_per_sandbox if all(e.isolates_sessions for e in pooled) else 1
+        self.pool = SandboxPool(sources, actor_options=sandbox_options, capacity=capacity) \
+            if pooled else None
         self.worker = RolloutWorker(
             run_id=run_id, tasks=[Task.model_validate(t) for t in tasks],
             agent=AgentSpec.model_validate(agent), rollout_timeout=rollout_timeout,

@@ -138,8 +138,13 @@ class Environment:
 
     @property
     def stateful(self) -> bool:
-        """Whether rollouts need per-session server state (one session per sandbox)."""
+        """Whether rollouts need per-session server state (pooled sandbox actors)."""
         return bool(self.resources)
+
+    @property
+    def isolates_sessions(self) -> bool:
+        """Whether every resource keeps concurrent sessions apart (many per sandbox)."""
+        return all(r.concurrent_sessions for r in self.resources.values())
 
     def template(self, *, id: str | None = None, description: str = "", input: Any = None,
                  returns: Any = None) -> Callable[[TemplateFn], Template]:

@@ -67,6 +67,9 @@ class SessionResource(ABC):
     """
 
     name: str
+    #: True when the resource isolates concurrent sessions from each other itself, so
+    #: one sandbox process may serve several rollouts at once.
+    concurrent_sessions: bool = False
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Bring up long-lived daemons once per sandbox (before any session)."""

@@ -77,6 +77,8 @@ class WorkspaceSession:
 class Workspace(SessionResource):
     """An isolated shell served over ``ssh/2``, fresh for every rollout."""
 
+    concurrent_sessions = True  # every session has its own sandbox, key and directory
+
     def __init__(self, root: str | os.PathLike[str] | None = None, *, name: str = "shell",
                  setup: SetupHook | None = None, seed: dict[str, str] | None = None,
                  network: bool = False, allow_unisolated: bool = False, user: str = "agent",
@@ -250,7 +252,7 @@ async def _feed(source: Any, sink: asyncio.StreamWriter | None) -> None:
                 break
             sink.write(data)
             await sink.drain()
-    except Exception:  # noqa: BLE001 - the command exited or the channel closed
+    except Exception:
         pass
     finally:
         with contextlib.suppress(Exception):

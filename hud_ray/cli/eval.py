@@ -91,5 +91,5 @@ def eval_command(source: str, agent: str | None, config_values: dict[str, Any],
 _OPTION_KEYS = ("agent", "model", "base_url", "gateway", "group_size", "max_concurrent",
                 "task_ids", "env_source", "out", "resume", "address", "max_retries",
                 "rollout_timeout", "workers", "as_json")
-_EXTRA_KEYS = {"colocate", "batch_size", "sandbox_resources", "harness_resources",
-               "pass_threshold"}
+_EXTRA_KEYS = {"colocate", "batch_size", "sessions_per_sandbox", "sandbox_resources",
+               "harness_resources", "pass_threshold"}

@@ -33,6 +33,7 @@ class EvalConfig(BaseModel):
     rollout_timeout: float | None = Field(default=None, gt=0)
     workers: int | None = Field(default=None, ge=1)
     colocate: bool = True
+    sessions_per_sandbox: int = Field(default=8, ge=1)
     batch_size: int = Field(default=128, ge=1)
     sandbox_resources: dict[str, float] = Field(default_factory=dict)
     harness_resources: dict[str, float] = Field(default_factory=dict)

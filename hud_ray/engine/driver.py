@@ -147,7 +147,8 @@ class Driver:
             tasks=[t.model_dump(mode="json") for t in taskset],
             agent=cfg.agent_spec().model_dump(mode="json"),
             rollout_timeout=cfg.rollout_timeout, colocate=cfg.colocate,
-            sandbox_options=sandbox_options, name=f"harness-{index}")
+            sandbox_options=sandbox_options, name=f"harness-{index}",
+            sessions_per_sandbox=cfg.sessions_per_sandbox)
 
     # ---- run ---------------------------------------------------------------------------
     async def run(self) -> EvalResult:

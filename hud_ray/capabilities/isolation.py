@@ -231,14 +231,21 @@ async def run_in(jail: Jail | Unisolated, command: str, *, timeout: float = 60.0
             os.killpg(proc.pid, signal.SIGKILL)
         out, err = await proc.communicate()
     code = proc.returncode if proc.returncode is not None else -9
+    return make_result(-9 if timed_out else code, out, err, timed_out, max_output)
+
+
+def make_result(code: int, out: bytes, err: bytes, timed_out: bool,
+                max_output: int) -> ExecResult:
+    """Decode a command's output, capping each stream at ``max_output`` characters."""
+
+    def cap(text: str) -> str:
+        if len(text) <= max_output:
+            return text
+        return text[:max_output] + f"\n[... truncated {len(text) - max_output} characters]"
+
     o, e = out.decode(errors="replace"), err.decode(errors="replace")
-    truncated = len(o) > max_output or len(e) > max_output
-    if len(o) > max_output:
-        o = o[:max_output] + f"\n[... output truncated at {max_output} characters]"
-    if len(e) > max_output:
-        e = e[:max_output] + f"\n[... output truncated at {max_output} characters]"
-    return ExecResult(exit_code=-9 if timed_out else code, stdout=o, stderr=e,
-                      timed_out=timed_out, truncated=truncated)
+    return ExecResult(exit_code=code, stdout=cap(o), stderr=cap(e), timed_out=timed_out,
+                      truncated=len(o) > max_output or len(e) > max_output)
 
 
 def _quote(s: str) -> str:

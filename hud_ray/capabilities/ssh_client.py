@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 from hud_ray.capabilities.base import Capability, CapabilityClient
-from hud_ray.capabilities.isolation import ExecResult
+from hud_ray.capabilities.isolation import ExecResult, make_result
 from hud_ray.errors import CapabilityError
 
 
@@ -73,14 +73,7 @@ class SSHClient(CapabilityClient):
             with contextlib.suppress(Exception):
                 proc.close()
             out, err, code = b"", b"", -9
-        o, e = out.decode(errors="replace"), err.decode(errors="replace")
-        truncated = len(o) > max_output or len(e) > max_output
-        if len(o) > max_output:
-            o = o[:max_output] + f"\n[... truncated {len(o) - max_output} characters]"
-        if len(e) > max_output:
-            e = e[:max_output] + f"\n[... truncated {len(e) - max_output} characters]"
-        return ExecResult(exit_code=code, stdout=o, stderr=e, timed_out=timed_out,
-                          truncated=truncated)
+        return make_result(code, out, err, timed_out, max_output)
 
     async def read_file(self, path: str) -> str:
         result = await self.run(f"cat -- {shlex.quote(path)}", max_output=10_000_000)

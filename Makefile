@@ -1,5 +1,7 @@
 # hud-ray: `make demo` runs a real eval offline on local Ray; `make test` runs the suite.
-PYTHON ?= $(shell command -v python3.12 2>/dev/null || echo $(HOME)/.pyenv/versions/3.12.1/bin/python3.12)
+# The first Python 3.12 that actually runs (a pyenv shim on PATH may exist and fail).
+PYTHON ?= $(shell for c in python3.12 $(HOME)/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12 python3; do \
+  $$c -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 && { command -v $$c || echo $$c; } && break; done)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 export RAY_AUTH_MODE ?= disabled
@@ -8,6 +10,7 @@ export RAY_USAGE_STATS_ENABLED ?= 0
 .PHONY: setup system-deps demo test lint bench bench-quick clean
 
 $(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "hud-ray needs Python 3.12: none found that runs; set PYTHON=/path/to/python3.12" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 

@@ -1,151 +1,331 @@
-"""A small, fast HTTP/1.1 server on asyncio.Protocol: keep-alive, pipelining,
-Content-Length bodies, chunked responses (for SSE). Enough for the provider SDKs."""
+"""A small, fast HTTP/1.1 server on :class:`asyncio.Protocol`.
+
+Just enough HTTP for the provider SDKs, done properly: keep-alive (and ``Connection:
+close`` / HTTP/1.0), pipelined requests answered in order, bodies split across reads,
+``Content-Length`` and chunked request bodies, ``Expect: 100-continue``, chunked
+responses for server-sent events. A handler that answers synchronously is served
+inside ``data_received`` without creating a task; an awaitable answer gets one task
+per connection that also drains whatever was pipelined behind it.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import inspect
+import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Literal, cast
 
+logger = logging.getLogger(__name__)
+
+MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024 * 1024
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-            408: "Request Timeout", 411: "Length Required", 413: "Payload Too Large",
-            429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-            503: "Service Unavailable", 529: "Overloaded"}
+_MAX_QUEUED = 64  # pipelined requests buffered before we stop reading the socket
+_REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 401: "Unauthorized",
+            403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+            408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large",
+            422: "Unprocessable Entity", 429: "Too Many Requests",
+            431: "Request Header Fields Too Large", 500: "Internal Server Error",
+            501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable",
+            504: "Gateway Timeout", 505: "HTTP Version Not Supported", 529: "Overloaded"}
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 @dataclass(slots=True)
 class Request:
     method: str
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names lower-cased; a repeated header keeps its last value
     body: bytes
+    keep_alive: bool = True
 
 
 @dataclass(slots=True)
 class Response:
+    """What a handler answers. ``stream`` (already-encoded SSE events) is sent chunked;
+    ``action`` replaces the answer with a fault: ``hang`` never answers (the client
+    must time out), ``disconnect`` drops the connection."""
+
     status: int = 200
     body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
-    stream: AsyncIterator[bytes] | None = None  # chunked when set
-    hang: bool = False  # never answer (the client must time out)
-    disconnect: bool = False  # drop the connection instead of answering
+    headers: dict[str, str] = field(default_factory=dict)
+    stream: Iterable[bytes] | None = None
+    action: Literal["hang", "disconnect"] | None = None
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[Request], Response | Awaitable[Response]]
 
 
-class _Conn(asyncio.Protocol):
-    __slots__ = ("_buf", "_closed", "_handler", "_queue", "_task", "_transport")
+class HTTPServer:
+    """A listening socket plus the connections it accepted (so :meth:`close` can end
+    them: ``asyncio.Server.close`` leaves open connections alone)."""
 
     def __init__(self, handler: Handler) -> None:
-        self._handler = handler
-        self._buf = bytearray()
-        self._queue: deque[Request] = deque()
-        self._task: asyncio.Task[None] | None = None
-        self._transport: asyncio.Transport | None = None
-        self._closed = False
+        self.handler = handler
+        self.connections: set[_Connection] = set()
+        self._server: asyncio.Server | None = None
 
+    async def listen(self, host: str, port: int) -> int:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), host, port,
+                                                reuse_address=True, backlog=1024)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        for conn in list(self.connections):
+            conn.abort()
+        await server.wait_closed()
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: a parser state machine feeding an ordered answer queue."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self._server = server
+        self._transport: asyncio.Transport  # set by connection_made, before any data
+        self._buf = bytearray()
+        self._scanned = 0  # bytes of _buf already searched for the end of the head
+        self._head: Request | None = None  # parsed head waiting for its body
+        self._length = 0  # Content-Length of the pending body, or -1 when chunked
+        self._chunks = bytearray()  # decoded chunked body so far
+        self._queue: deque[Request] = deque()
+        self._busy = False  # a task is answering; later requests queue behind it
+        self._hung = False  # a hang fault: read and ignore everything from now on
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+        self._paused = False
+        self._can_write: asyncio.Future[None] | None = None
+
+    # ---- transport callbacks ------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
+        self._transport = cast(asyncio.Transport, transport)
+        self._server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        self._server.connections.discard(self)
         if self._task is not None:
             self._task.cancel()
+        if self._can_write is not None and not self._can_write.done():
+            self._can_write.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._can_write = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._can_write is not None and not self._can_write.done():
+            self._can_write.set_result(None)
+        self._can_write = None
+
+    def abort(self) -> None:
+        self._closed = True
+        self._transport.abort()
 
     def data_received(self, data: bytes) -> None:
+        if self._hung:
+            return
         self._buf += data
-        while True:
-            end = self._buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._buf) > 65536:
-                    self._fail(413)
+        while not self._closed and not self._hung:
+            req = self._parse()
+            if req is None:
                 return
-            head = bytes(self._buf[:end]).decode("latin-1").split("\r\n")
-            try:
-                method, path, _ = head[0].split(" ", 2)
-            except ValueError:
-                self._fail(400)
-                return
-            headers = {}
-            for line in head[1:]:
-                k, _, v = line.partition(":")
-                headers[k.strip().lower()] = v.strip()
-            if "chunked" in headers.get("transfer-encoding", "").lower():
-                self._fail(411)
-                return
-            length = int(headers.get("content-length") or 0)
-            if length > MAX_BODY:
-                self._fail(413)
-                return
-            if len(self._buf) < end + 4 + length:
-                if headers.get("expect", "").lower() == "100-continue" and self._transport:
-                    self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                return
-            body = bytes(self._buf[end + 4:end + 4 + length])
-            del self._buf[:end + 4 + length]
-            self._queue.append(Request(method, path, headers, body))
-            if self._task is None:
-                self._task = asyncio.get_running_loop().create_task(self._serve())
+            if self._busy:
+                self._queue.append(req)
+                if len(self._queue) >= _MAX_QUEUED and not self._paused:
+                    self._paused = True
+                    self._transport.pause_reading()
+            else:
+                self._answer(req)
 
-    def _fail(self, status: int) -> None:
-        if self._transport is not None:
+    # ---- parsing ------------------------------------------------------------------------
+    def _parse(self) -> Request | None:
+        """The next complete request in the buffer, or None until more bytes arrive."""
+        buf, head = self._buf, self._head
+        if head is None:
+            while buf.startswith(b"\r\n"):  # stray line breaks between requests
+                del buf[:2]
+            end = buf.find(b"\r\n\r\n", max(0, self._scanned - 3))
+            if end < 0:
+                self._scanned = len(buf)
+                if len(buf) > MAX_HEAD:
+                    self._reject(431)
+                return None
+            self._scanned = 0
+            head = self._parse_head(bytes(buf[:end]))
+            del buf[:end + 4]
+            if head is None:
+                return None
+            self._head = head
+            if head.headers.get("expect", "").lower() == "100-continue" and (
+                    self._length < 0 or len(buf) < self._length):
+                self._transport.write(_CONTINUE)
+        if self._length >= 0:
+            if len(buf) < self._length:
+                return None
+            body = bytes(buf[:self._length])
+            del buf[:self._length]
+        else:
+            body = self._dechunk()
+            if body is None:
+                return None
+        self._head = None
+        head.body = body
+        return head
+
+    def _parse_head(self, raw: bytes) -> Request | None:
+        line, _, rest = raw.decode("latin-1").partition("\r\n")
+        parts = line.split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            self._reject(505 if len(parts) == 3 and parts[2].startswith("HTTP/") else 400)
+            return None
+        method, path, version = parts
+        headers: dict[str, str] = {}
+        if rest:
+            for line in rest.split("\r\n"):
+                name, sep, value = line.partition(":")
+                if not sep:
+                    self._reject(400)
+                    return None
+                headers[name.lower()] = value.strip()
+        connection = headers.get("connection", "").lower()
+        keep_alive = "close" not in connection and (
+            version == "HTTP/1.1" or "keep-alive" in connection)
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            self._length = -1
+            self._chunks.clear()
+        else:
+            try:
+                self._length = int(headers.get("content-length") or 0)
+            except ValueError:
+                self._length = -2
+            if not 0 <= self._length <= MAX_BODY:
+                self._reject(400 if self._length < 0 else 413)
+                return None
+        return Request(method, path, headers, b"", keep_alive)
+
+    def _dechunk(self) -> bytes | None:
+        """Decode as much of a chunked body as has arrived; the body once complete."""
+        buf = self._buf
+        while True:
+            eol = buf.find(b"\r\n")
+            if eol < 0:
+                return None
+            try:
+                size = int(bytes(buf[:eol]).split(b";", 1)[0], 16)
+            except ValueError:
+                self._reject(400)
+                return None
+            if size == 0:  # last chunk, then optional trailers up to an empty line
+                end = buf.find(b"\r\n\r\n", eol)
+                if end < 0:
+                    return None
+                del buf[:end + 4]
+                body = bytes(self._chunks)
+                self._chunks.clear()
+                return body
+            if len(buf) < eol + 2 + size + 2:
+                return None
+            if len(self._chunks) + size > MAX_BODY:
+                self._reject(413)
+                return None
+            self._chunks += buf[eol + 2:eol + 2 + size]
+            del buf[:eol + 2 + size + 2]
+
+    def _reject(self, status: int) -> None:
+        if not self._closed:
             self._transport.write(_head(status, "text/plain", {}, 0, close=True))
             self._transport.close()
         self._closed = True
 
-    async def _serve(self) -> None:
+    # ---- answering ----------------------------------------------------------------------
+    def _call(self, req: Request) -> Response | Awaitable[Response]:
         try:
-            while self._queue and not self._closed:
-                req = self._queue.popleft()
-                resp = await self._handler(req)
-                if not await self._send(resp):
+            return self._server.handler(req)
+        except Exception:
+            logger.exception("handler failed on %s %s", req.method, req.path)
+            return _crash()
+
+    def _answer(self, req: Request) -> None:
+        out = self._call(req)
+        if inspect.isawaitable(out) or self._can_write is not None:
+            self._busy = True
+            self._task = asyncio.get_running_loop().create_task(self._finish(req, out))
+        else:
+            self._write(req, out)
+
+    async def _finish(self, req: Request, out: Response | Awaitable[Response]) -> None:
+        """Answer ``req`` once its response is ready, then whatever queued behind it."""
+        try:
+            while True:
+                if inspect.isawaitable(out):
+                    try:
+                        resp = await out
+                    except Exception:
+                        logger.exception("handler failed on %s %s", req.method, req.path)
+                        resp = _crash()
+                else:
+                    resp = out
+                if self._can_write is not None:
+                    await self._can_write
+                if not self._write(req, resp) or not self._queue:
                     return
+                req = self._queue.popleft()
+                if self._paused and len(self._queue) < _MAX_QUEUED // 2:
+                    self._paused = False
+                    self._transport.resume_reading()
+                out = self._call(req)
         finally:
             self._task = None
+            self._busy = False
 
-    async def _send(self, resp: Response) -> bool:
+    def _write(self, req: Request, resp: Response) -> bool:
+        """Send ``resp``; False when the connection is (or is now) done."""
         t = self._transport
-        if t is None or self._closed:
+        if self._closed:
             return False
-        if resp.disconnect:
-            t.abort()
+        if resp.action == "disconnect":
+            self.abort()
             return False
-        if resp.hang:
-            await asyncio.Event().wait()  # until connection_lost cancels this task
+        if resp.action == "hang":  # keep the socket open, never answer again
+            self._hung = True
+            self._queue.clear()
             return False
+        close = not req.keep_alive
         if resp.stream is None:
-            t.write(_head(resp.status, resp.content_type, resp.headers, len(resp.body))
-                    + resp.body)
-            return True
-        t.write(_head(resp.status, resp.content_type, resp.headers, None))
-        try:
-            async for chunk in resp.stream:
-                if self._closed:
-                    return False
-                t.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-        finally:
-            with contextlib.suppress(Exception):
-                await resp.stream.aclose()  # type: ignore[attr-defined]
-        t.write(b"0\r\n\r\n")
+            t.write(_head(resp.status, resp.content_type, resp.headers, len(resp.body),
+                          close=close) + resp.body)
+        else:
+            out = [_head(resp.status, resp.content_type, resp.headers, None, close=close)]
+            for chunk in resp.stream:
+                out.append(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            out.append(b"0\r\n\r\n")
+            t.write(b"".join(out))
+        if close:
+            t.close()
+            self._closed = True
+            return False
         return True
+
+
+def _crash() -> Response:
+    return Response(500, b'{"error": {"message": "provider policy failed", '
+                         b'"type": "server_error"}}')
 
 
 def _head(status: int, ctype: str, headers: dict[str, str], length: int | None, *,
           close: bool = False) -> bytes:
-    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
-             f"content-type: {ctype}"]
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\ncontent-type: {ctype}"]
     lines.append("transfer-encoding: chunked" if length is None else f"content-length: {length}")
     if close:
         lines.append("connection: close")
-    lines.extend(f"{k}: {v}" for k, v in headers.items())
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-async def serve(handler: Handler, host: str, port: int) -> asyncio.Server:
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: _Conn(handler), host, port, reuse_address=True)
+    for name, value in headers.items():
+        lines.append(f"{name}: {value}")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("latin-1")

@@ -8,10 +8,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from hud_ray.errors import ConfigError
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class ProviderRequest:
-    """One model call as the provider saw it, normalised across the three APIs."""
+    """One model call as the provider saw it, normalised across the three APIs.
+
+    ``messages`` is the conversation in order as ``{"role", "content"}`` dicts (roles
+    ``system``, ``user``, ``assistant``, ``tool``; content flattened to text), with
+    ``tool_calls`` on assistant turns (chat-completions shape: ``{"id", "type",
+    "function": {"name", "arguments"}}``) and ``tool_call_id`` on tool results, whichever
+    API the call came in on. ``body`` and ``headers`` are the raw request.
+    """
 
     api: Literal["chat", "responses", "messages"]
     model: str
@@ -30,6 +39,7 @@ class ProviderRequest:
 
     @property
     def last_text(self) -> str:
+        """Text of the last message (a tool result, the latest user message, ...)."""
         return self.messages[-1]["content"] if self.messages else ""
 
     @property
@@ -38,7 +48,7 @@ class ProviderRequest:
         return sum(1 for m in self.messages if m["role"] == "assistant")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ToolCall:
     """A tool call to send; a ``str`` ``arguments`` goes out verbatim (malformed JSON too)."""
 
@@ -47,8 +57,12 @@ class ToolCall:
     id: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reply:
+    """A model turn: text and/or tool calls. ``finish="length"`` reports truncation;
+    ``latency`` delays this answer (on top of the provider's); token counts default to
+    the provider's deterministic fake tokenizer."""
+
     text: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     finish: Literal["stop", "length"] = "stop"
@@ -57,7 +71,7 @@ class Reply:
     completion_tokens: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fault:
     """An injected failure: an HTTP error (with optional Retry-After), a hang, a disconnect."""
 
@@ -70,7 +84,7 @@ class Fault:
 Outcome = Reply | Fault
 Policy = Callable[[ProviderRequest], Outcome | Awaitable[Outcome]]
 
-_LETTERS = re.compile(r"How many '(.+?)'s are in '(.+?)'")
+_LETTERS = re.compile(r"""How many ['"](.+?)['"]s? are in ['"](.+?)['"]""")
 
 
 def letters_policy(req: ProviderRequest) -> Reply:
@@ -82,6 +96,7 @@ def letters_policy(req: ProviderRequest) -> Reply:
 
 
 def echo_policy(req: ProviderRequest) -> Reply:
+    """Answers the text of the last message."""
     return Reply(text=req.last_text)
 
 
@@ -93,7 +108,7 @@ def answer_from_prompt(fn: Callable[[str], str]) -> Policy:
 def scripted(*turns: Outcome) -> Policy:
     """Reply ``turns[n]`` on a conversation's n-th assistant turn; repeat the last after."""
     if not turns:
-        raise ValueError("scripted() needs at least one turn")
+        raise ConfigError("scripted() needs at least one turn")
     return lambda req: turns[min(req.turn, len(turns) - 1)]
 
 

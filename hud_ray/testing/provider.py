@@ -20,14 +20,18 @@ import argparse
 import asyncio
 import inspect
 import json
+import logging
 import threading
 from collections import Counter, deque
+from collections.abc import Awaitable
 from typing import Any
 
-from hud_ray.testing import _wire
-from hud_ray.testing._http import Request, Response, serve
+from hud_ray.testing import _anthropic, _openai
+from hud_ray.testing._http import HTTPServer, Request, Response
+from hud_ray.testing._wire import dumps, error_body, parse
 from hud_ray.testing.policy import (
     Fault,
+    Outcome,
     Policy,
     ProviderRequest,
     Reply,
@@ -36,13 +40,24 @@ from hud_ray.testing.policy import (
     tool_turns,
 )
 
+logger = logging.getLogger(__name__)
+
 _ROUTES = {"/v1/chat/completions": "chat", "/chat/completions": "chat",
            "/v1/responses": "responses", "/responses": "responses",
            "/v1/messages": "messages", "/messages": "messages"}
+_SSE = {"cache-control": "no-cache"}
+MODEL = "fake"
+
+Answer = Response | Awaitable[Response]
 
 
 class FakeProvider:
-    """A loopback HTTP server answering model calls from a policy."""
+    """A loopback HTTP server answering model calls from a policy.
+
+    ``requests`` counts model calls (faults and refusals included), ``log`` keeps the
+    most recent :class:`ProviderRequest` objects, and ``stats`` counts outcomes by
+    ``"<api>:<status>"`` (faults as ``"<api>:<kind>:<status>"``).
+    """
 
     def __init__(self, policy: Policy | None = None, *, host: str = "127.0.0.1", port: int = 0,
                  latency: float = 0.0, token_ids: bool = False, api_key: str | None = None,
@@ -56,19 +71,21 @@ class FakeProvider:
         self.requests = 0
         self.log: deque[ProviderRequest] = deque(maxlen=log_size)
         self.stats: Counter[str] = Counter()
-        self._server: asyncio.Server | None = None
+        self._http: HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        self._server = await serve(self._handle, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
+        http = HTTPServer(self._handle)
+        self.port = await http.listen(self.host, self.port)
+        self._http = http
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        """Stop listening and drop open connections (hanging requests included)."""
+        http, self._http = self._http, None
+        if http is not None:
+            await http.close()
 
     async def __aenter__(self) -> FakeProvider:
         await self.start()
@@ -78,31 +95,42 @@ class FakeProvider:
         await self.stop()
 
     def start_in_thread(self) -> FakeProvider:
-        """Serve from a daemon thread with its own loop (for sync code and other processes)."""
+        """Serve from a daemon thread with its own event loop (for sync code, and for
+        Ray actors in other processes that reach it by URL)."""
         ready = threading.Event()
+        failure: list[BaseException] = []
 
         def run() -> None:
             loop = asyncio.new_event_loop()
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as e:
+                failure.append(e)
+                ready.set()
+                loop.close()
+                return
             self._loop = loop
-            loop.run_until_complete(self.start())
             ready.set()
-            loop.run_forever()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self.stop())
+                loop.close()
 
         self._thread = threading.Thread(target=run, daemon=True, name="fake-provider")
         self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake provider did not start")
+        ready.wait()
+        if failure:
+            raise failure[0]
         return self
 
     def stop_thread(self) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        asyncio.run_coroutine_threadsafe(self.stop(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
-            self._thread.join(5)
-        self._loop = None
+            self._thread.join(10)
+            self._thread = None
 
     def __enter__(self) -> FakeProvider:
         return self.start_in_thread()
@@ -128,95 +156,154 @@ class FakeProvider:
         return self.url
 
     # ---- requests -------------------------------------------------------------------------
-    async def _handle(self, req: Request) -> Response:
-        path = req.path.split("?", 1)[0]
-        if req.method == "GET" and path.rstrip("/") in ("/v1/models", "/models"):
-            return _json(200, {"object": "list", "data": [
-                {"id": "fake", "object": "model", "created": 0, "owned_by": "hud-ray"}]})
+    def _handle(self, req: Request) -> Answer:
+        path = req.path.partition("?")[0]
         api = _ROUTES.get(path)
-        if api is None or req.method != "POST":
-            return _json(404, {"error": {"message": f"no route {req.method} {path}",
-                                         "type": "not_found"}})
+        if api is None:
+            return self._other(req, path.rstrip("/"))
+        if req.method != "POST":
+            return _error(api, 405, f"{req.method} not allowed on {path}")
         self.requests += 1
         if self.api_key is not None and not self._authorised(req.headers):
             self.stats[f"{api}:401"] += 1
-            return _json(401, _wire.error_json(api, 401, "invalid api key"))
+            return _error(api, 401, "Incorrect API key provided.")
         try:
-            body = json.loads(req.body or b"{}")
+            body = json.loads(req.body)
         except ValueError:
-            return _json(400, _wire.error_json(api, 400, "body is not JSON"))
-        preq = _wire.parse(api, body, req.headers)
+            body = None
+        if not isinstance(body, dict):
+            self.stats[f"{api}:400"] += 1
+            return _error(api, 400, "The request body is not a JSON object.")
+        preq = parse(api, body, req.headers)
         self.log.append(preq)
-        outcome = self.policy(preq)
+        try:
+            outcome = self.policy(preq)
+        except Exception:
+            return self._policy_failed(preq)
         if inspect.isawaitable(outcome):
-            outcome = await outcome
+            return self._await_policy(preq, outcome)
+        return self._answer(preq, outcome)
+
+    async def _await_policy(self, preq: ProviderRequest, pending: Awaitable[Outcome]) -> Response:
+        try:
+            outcome = await pending
+        except Exception:
+            return self._policy_failed(preq)
+        answer = self._answer(preq, outcome)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    def _policy_failed(self, preq: ProviderRequest) -> Response:
+        logger.exception("fake provider policy failed")
+        self.stats[f"{preq.api}:500"] += 1
+        return _error(preq.api, 500, "The provider policy raised an exception.")
+
+    def _answer(self, preq: ProviderRequest, outcome: Outcome) -> Answer:
+        api = preq.api
         if isinstance(outcome, Fault):
             self.stats[f"{api}:{outcome.kind}:{outcome.status}"] += 1
-            if outcome.kind == "hang":
-                return Response(hang=True)
-            if outcome.kind == "disconnect":
-                return Response(disconnect=True)
+            if outcome.kind != "http":
+                return Response(action=outcome.kind)
             headers = {}
             if outcome.retry_after is not None:
                 headers["retry-after"] = f"{outcome.retry_after:g}"
-                headers["retry-after-ms"] = str(int(outcome.retry_after * 1000))
-            return _json(outcome.status, _wire.error_json(api, outcome.status, outcome.message),
-                         headers)
-        reply: Reply = outcome
-        delay = self.latency + reply.latency
+                headers["retry-after-ms"] = str(round(outcome.retry_after * 1000))
+            return _error(api, outcome.status, outcome.message, headers)
+        if not isinstance(outcome, Reply):
+            logger.error("fake provider policy returned %r, not a Reply or Fault", outcome)
+            self.stats[f"{api}:500"] += 1
+            return _error(api, 500, "The provider policy returned neither a Reply nor a Fault.")
+        delay = self.latency + outcome.latency
         if delay > 0:
-            await asyncio.sleep(delay)
+            return self._delayed(delay, preq, outcome)
+        return self._render(preq, outcome)
+
+    async def _delayed(self, delay: float, preq: ProviderRequest, reply: Reply) -> Response:
+        await asyncio.sleep(delay)
+        return self._render(preq, reply)
+
+    def _render(self, preq: ProviderRequest, reply: Reply) -> Response:
+        api = preq.api
         self.stats[f"{api}:200"] += 1
-        stream = bool(body.get("stream"))
+        if preq.body.get("stream"):
+            if api == "chat":
+                stream = _openai.chat_stream(preq, reply, self.token_ids)
+            elif api == "responses":
+                stream = _openai.responses_stream(preq, reply)
+            else:
+                stream = _anthropic.messages_stream(preq, reply)
+            return Response(stream=stream, content_type="text/event-stream", headers=_SSE)
         if api == "chat":
-            if stream:
-                return _sse(_wire.chat_stream(preq, reply, self.token_ids))
-            return _json(200, _wire.chat_json(preq, reply, self.token_ids))
+            return Response(body=_openai.chat_json(preq, reply, self.token_ids))
         if api == "responses":
-            if stream:
-                return _sse(_wire.responses_stream(preq, reply))
-            return _json(200, _wire.responses_json(preq, reply))
-        if stream:
-            return _sse(_wire.messages_stream(preq, reply))
-        return _json(200, _wire.messages_json(preq, reply))
+            return Response(body=_openai.responses_json(preq, reply))
+        return Response(body=_anthropic.messages_json(preq, reply))
+
+    def _other(self, req: Request, path: str) -> Response:
+        """The model list (in the shape of whichever SDK asks) and a health check."""
+        anthropic = "anthropic-version" in req.headers
+        api = "messages" if anthropic else "chat"
+        if req.method != "GET" or not (path in ("", "/health") or "models" in path):
+            return _error(api, 404, f"No route for {req.method} {req.path}.")
+        if path in ("", "/health"):
+            return Response(body=b'{"status":"ok"}')
+        if self.api_key is not None and not self._authorised(req.headers):
+            return _error(api, 401, "Incorrect API key provided.")
+        prefix, _, model = path.partition("/models")
+        model = model.lstrip("/")
+        if prefix not in ("", "/v1") or model not in ("", MODEL):
+            return _error(api, 404, f"The model {model!r} does not exist.")
+        if anthropic:
+            info = {"type": "model", "id": MODEL, "display_name": "Fake model",
+                    "created_at": "2025-01-01T00:00:00Z", "lifecycle": "active"}
+            data: dict[str, Any] = info if model else {
+                "data": [info], "has_more": False, "first_id": MODEL, "last_id": MODEL}
+        else:
+            info = {"id": MODEL, "object": "model", "created": 0, "owned_by": "hud-ray"}
+            data = info if model else {"object": "list", "data": [info]}
+        return Response(body=dumps(data).encode())
 
     def _authorised(self, headers: dict[str, str]) -> bool:
-        bearer = headers.get("authorization", "")
-        return bearer == f"Bearer {self.api_key}" or headers.get("x-api-key") == self.api_key
+        return (headers.get("authorization") == f"Bearer {self.api_key}"
+                or headers.get("x-api-key") == self.api_key)
 
 
-def _json(status: int, data: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return Response(status=status, body=json.dumps(data).encode(), headers=headers or {})
+def _error(api: str, status: int, message: str,
+           headers: dict[str, str] | None = None) -> Response:
+    return Response(status=status, body=error_body(api, status, message), headers=headers or {})
 
 
-def _sse(stream: Any) -> Response:
-    return Response(stream=stream, content_type="text/event-stream",
-                    headers={"cache-control": "no-cache"})
+_POLICIES = {"letters": letters_policy, "echo": echo_policy}
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Serve forever; prints ``listening on http://HOST:PORT`` once bound."""
     p = argparse.ArgumentParser(prog="hud-ray fake-provider",
-                                description="Serve the local fake model provider.")
+                                description="Serve the local fake model provider (OpenAI "
+                                            "chat/responses and Anthropic messages).")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every reply")
-    p.add_argument("--policy", choices=["letters", "echo", "tools"], default="letters")
+    p.add_argument("--policy", choices=[*_POLICIES, "tools"], default="letters",
+                   help="letters: count letters; echo: repeat the last message; tools: call "
+                        "the first offered tool for --turns - 1 turns, then answer")
     p.add_argument("--turns", type=int, default=3, help="model turns for --policy tools")
     p.add_argument("--token-ids", action="store_true", help="return vLLM-style token ids")
     p.add_argument("--api-key", default=None, help="require this key")
     a = p.parse_args(argv)
-    policy = {"letters": letters_policy, "echo": echo_policy,
-              "tools": tool_turns(a.turns)}[a.policy]
+    policy = tool_turns(a.turns) if a.policy == "tools" else _POLICIES[a.policy]
 
-    async def run() -> None:
+    async def serve() -> None:
         provider = FakeProvider(policy, host=a.host, port=a.port, latency=a.latency,
                                 token_ids=a.token_ids, api_key=a.api_key)
         await provider.start()
         print(f"listening on {provider.url}", flush=True)
-        await asyncio.Event().wait()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await provider.stop()
 
     try:
-        asyncio.run(run())
+        asyncio.run(serve())
     except KeyboardInterrupt:
         pass
 

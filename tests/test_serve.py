@@ -20,10 +20,10 @@ BIN = Path(sys.executable).parent / "hud-ray"
 
 async def test_control_channel_methods_and_parking(root):
     envs = load_environments({"letters": str(root / "tasksets/letters.py")})
-    server = ControlServer(Sandbox(envs))
+    server = ControlServer(Sandbox(envs), token="t0ken-for-tests")
     host, port = await server.start()
     try:
-        c1 = await ControlClient.connect(host, port)
+        c1 = await ControlClient.connect(host, port, token="t0ken-for-tests")
         hello = await c1.call("hello")
         assert hello["env"]["name"] == "letters"
         listed = await c1.call("tasks.list")
@@ -32,7 +32,7 @@ async def test_control_channel_methods_and_parking(root):
                                                 "args": {"word": "banana", "letter": "a"}})
         assert "banana" in started["prompt"]
         await c1.close()  # the session stays parked
-        c2 = await ControlClient.connect(host, port)
+        c2 = await ControlClient.connect(host, port, token="t0ken-for-tests")
         await c2.call("hello", {"session_id": hello["session_id"]})
         graded = await c2.call("tasks.grade", {"answer": "3"})
         assert graded["score"] == 1.0
@@ -42,6 +42,8 @@ async def test_control_channel_methods_and_parking(root):
             await c2.call("tasks.start", {"id": "nope"})
         with pytest.raises(EnvError, match="method not found"):
             await c2.call("tasks.frobnicate")
+        with pytest.raises(EnvError, match="no task in progress"):
+            await c2.call("tasks.cancel")
         assert (await c2.call("bye")) == {"goodbye": True}
         await c2.close()
     finally:

@@ -114,6 +114,7 @@ class _Channel:
     def __init__(self, url: str, token: str | None) -> None:
         self.host, self.port = _address(url)
         self.key = f"{self.host}:{self.port}"
+        _state.private_dir(_state.state_dir())
         self.token = token or _state.load_token(self.port)
         self.client: ControlClient | None = None
         self.session = ""

@@ -355,7 +355,7 @@ def test_key_files_are_private_and_removed_at_session_end(serve, tmp_path):
             assert _mode(p) == 0o600, p
             assert _mode(p.parent) == 0o700
         assert _mode(state / "keys") == 0o700
-        assert _mode(state / "task-sessions.json") == 0o600
+        assert _mode(state / "task-session.json") == 0o600
         return files
 
     def keys() -> list[Path]:
@@ -381,7 +381,7 @@ def test_symlinked_state_files_are_not_written_through(serve, tmp_path, root):
     state.mkdir(mode=0o700)
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
-    (state / "task-sessions.json").symlink_to(victim)
+    (state / "task-session.json").symlink_to(victim)
     port = _free_port()
     (state / f"control-{port}.token").symlink_to(victim)
     env = {**os.environ, "HUD_RAY_STATE_DIR": str(state)}
@@ -397,7 +397,7 @@ def test_symlinked_state_files_are_not_written_through(serve, tmp_path, root):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert victim.read_text() == "precious\n"
-    sessions = state / "task-sessions.json"
+    sessions = state / "task-session.json"
     assert not sessions.is_symlink() and _mode(sessions) == 0o600
     assert len(json.loads(sessions.read_text())) == 1
     # a state dir that is itself a symlink is refused
@@ -461,7 +461,7 @@ def test_another_local_user_cannot_read_the_token_or_call(serve):
     assert _mode(s.state) == 0o700 and _mode(token_file) == 0o600
     start = s.task("start", "count_letter", "--args", json.dumps(ARGS))
     assert start.returncode == 0, start.stderr
-    session = json.loads((s.state / "task-sessions.json").read_text())[f"127.0.0.1:{s.port}"]
+    session = json.loads((s.state / "task-session.json").read_text())[f"127.0.0.1:{s.port}"]
     attack = subprocess.run([*NOBODY, python, "-c", ATTACKER, str(s.state), str(s.port)],
                             capture_output=True, text=True, timeout=60, cwd="/",
                             env={"PATH": os.environ["PATH"]})

@@ -6,7 +6,7 @@ mode 0700 and owned by the caller; files are 0600, written to a temporary name w
 replaced, never written through), and read with ``O_NOFOLLOW``.
 
     control-PORT.token      the secret of the server on PORT (written by ``serve``)
-    task-sessions.json      {"HOST:PORT": session id} of the task last started there
+    task-session.json       {"HOST:PORT": session id} of the task last started there
     keys/SESSION/NAME       a parked session's ssh private key, and NAME.known_hosts
 """
 
@@ -124,7 +124,7 @@ def load_token(port: int) -> str:
 
 # ---- parked sessions and their key files ---------------------------------------------------
 def _sessions_path() -> Path:
-    return state_dir() / "task-sessions.json"
+    return state_dir() / "task-session.json"
 
 
 def saved_sessions() -> dict[str, str]:

@@ -326,7 +326,11 @@ def test_extra_task_start_does_not_leak_a_sandbox(serve):
 
 def test_task_cancel_with_nothing_parked_fails(serve):
     s = serve()
+    stale = s.state / "keys" / "0123456789abcdef-shell"  # the old layout piled keys up here
+    stale.parent.mkdir(mode=0o700)
+    stale.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
     nothing = s.task("cancel")
+    assert not stale.exists()  # swept: no saved session owns it
     assert nothing.returncode != 0 and "cancelled" not in nothing.stdout
     assert nothing.stderr.strip().count("\n") == 0 and "no task in progress" in nothing.stderr
     assert s.task("start", "count_letter", "--args", json.dumps(ARGS)).returncode == 0

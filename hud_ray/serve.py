@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 MAX_FRAME = 16 * 1024 * 1024
 DEFAULT_MAX_PARKED = 16
 DEFAULT_IDLE_TTL = 3600.0
+AUTH_TIMEOUT = 10.0  # seconds a new connection has to send its first (authenticated) frame
 
 # JSON-RPC error codes: the standard ones, then ours (-32001..-32099 are server-defined).
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
@@ -86,7 +87,8 @@ class ControlServer:
     def __init__(self, sandbox: Sandbox, *, token: str,
                  max_parked: int = DEFAULT_MAX_PARKED,
                  idle_ttl: float = DEFAULT_IDLE_TTL,
-                 on_session_end: Callable[[str], None] | None = None) -> None:
+                 on_session_end: Callable[[str], None] | None = None,
+                 auth_timeout: float = AUTH_TIMEOUT) -> None:
         if not token:
             raise ConfigError("the control channel needs a non-empty token")
         if max_parked < 1:
@@ -96,6 +98,7 @@ class ControlServer:
         self.sandbox = sandbox
         self.max_parked = max_parked
         self.idle_ttl = idle_ttl
+        self.auth_timeout = auth_timeout
         self._token = token.encode()
         self._on_end = on_session_end
         self._held: dict[str, _Held] = {}
@@ -156,10 +159,16 @@ class ControlServer:
         session = secrets.token_urlsafe(18)
         self._live.add(session)
         self._writers.add(writer)
+        authed = False
         try:
             while True:
                 try:
-                    line = await reader.readline()
+                    if authed:
+                        line = await reader.readline()
+                    else:  # an unauthenticated connection may not sit idle
+                        line = await asyncio.wait_for(reader.readline(), self.auth_timeout)
+                except TimeoutError:
+                    return
                 except (ValueError, asyncio.LimitOverrunError):
                     await _send(writer, _error(None, PARSE_ERROR, "frame too large"))
                     return
@@ -177,6 +186,7 @@ class ControlServer:
                     await _send(writer, _error(msg_id, UNAUTHORIZED,
                                                "unauthorized: missing or wrong control token"))
                     return
+                authed = True
                 method, params = msg.get("method", ""), msg.get("params") or {}
                 if not isinstance(params, dict):
                     await _send(writer, _error(msg_id, INVALID_PARAMS, "params must be an object"))

@@ -100,6 +100,22 @@ async def test_calls_without_the_right_token_are_refused(root, token):
         await server.close()
 
 
+async def test_a_silent_unauthenticated_connection_is_dropped(root):
+    server = ControlServer(_sandbox(root), token=TOKEN, auth_timeout=0.3)
+    host, port = await server.start()
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed, not held open
+        writer.close()
+        c = await _client(host, port)  # an authenticated one may idle
+        await c.call("hello")
+        await asyncio.sleep(0.6)
+        assert "count_letter" in str(await c.call("tasks.list"))
+        await c.close()
+    finally:
+        await server.close()
+
+
 # ---- session ids --------------------------------------------------------------------------
 async def test_errors_never_list_session_ids(root):
     server, host, port = await _server(root)

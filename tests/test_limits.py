@@ -272,5 +272,5 @@ async def test_no_limiter_outlives_its_run(ray_session, tmp_path, root):
             await asyncio.sleep(0.05)
         result = await task
     assert all(r["status"] == "ok" for r in read_rollouts(result.out_dir).to_pylist())
-    assert len(seen) == 1 and result.run_id in seen.pop()  # one per run, shared by both
     await _until(lambda: not _limiters(ray_session), 30, "the limiter actor to go")
+    assert len(seen) == 1 and result.run_id in seen.pop()  # one per run, shared by both

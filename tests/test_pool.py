@@ -77,7 +77,7 @@ async def test_bookkeeping_stays_bounded_through_many_replacements(ray_session, 
     sources, tasks = stateful
     pool = SandboxPool(sources, capacity=2)
     try:
-        for i in range(6):
+        for _ in range(6):
             sandbox, release = await pool.lease(tasks[0])
             await release(False)
             stats = pool.stats()

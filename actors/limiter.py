@@ -90,11 +90,12 @@ class RemoteLimiter:
     async def acquire(self, tokens: int = 0) -> None:
         tokens = max(0, int(tokens)) if self.count_tokens else 0
         async with self._lock:
-            permits = self.lease_size if self._permits == 0 else 0
-            want = max(0, tokens - self._credit)
-            if want and permits > 1:
-                want += tokens * (permits - 1)  # the rest of the batch, one estimate each
-            if permits or want:
+            # a loop: a debt settled while we wait for the actor can eat the credit again
+            while self._permits == 0 or self._credit < tokens:
+                permits = self.lease_size if self._permits == 0 else 0
+                want = max(0, tokens - self._credit)
+                if want and permits > 1:
+                    want += tokens * (permits - 1)  # the rest of the batch, one estimate each
                 await self._lease(permits, want)
                 self._permits += permits
                 self._credit += want

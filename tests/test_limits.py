@@ -150,6 +150,25 @@ async def test_agent_loop_tokens_per_minute(ray_session, tmp_path, root):
     assert len(served) >= 3
 
 
+@pytest.mark.ray
+async def test_a_batched_lease_charges_every_call(ray_session):
+    from actors.limiter import RemoteLimiter, get_or_create_limiter
+
+    handle = get_or_create_limiter("test:batch", 60_000, 6_000_000, run_id="batch")
+    try:
+        limiter = RemoteLimiter(handle, lease_size=3, count_tokens=True)
+        for _ in range(6):
+            await limiter.acquire(100)
+        stats = await handle.stats.remote()
+        assert stats["granted"] == 6 and stats["tokens_charged"] == 600
+        limiter.record(100, 400)  # one call used 300 more: charged at once
+        limiter.record(100, 0)  # no usage reported: nothing changes
+        await limiter.close()
+        assert (await handle.stats.remote())["tokens_charged"] == 900
+    finally:
+        ray_session.kill(handle)
+
+
 # ---- errors through the retry wrapper ---------------------------------------------------------
 @pytest.mark.ray
 async def test_dead_limiter_is_an_infra_error_not_the_providers(ray_session):

@@ -40,21 +40,25 @@ class HarnessActor:
             sandbox=self.sandbox, local_envs=set(local),
             lease=self.pool.lease if self.pool else None,
             worker_name=name or f"{socket.gethostname()}:{os.getpid()}")
-        self._attach_limiter(self.worker.agent)
+        self.limiter = self._attach_limiter(self.worker.agent, run_id)
 
     @staticmethod
-    def _attach_limiter(agent: Any) -> None:
-        """Share one rpm/tpm bucket per provider+model across every harness actor."""
-        extras = agent.spec.config.model_extra or {}
-        rpm, tpm = extras.get("rpm"), extras.get("tpm")
-        if not (rpm or tpm) or not hasattr(agent, "limiter"):
-            return
+    def _attach_limiter(agent: Any, run_id: str) -> Any:
+        """Share one rpm/tpm bucket per provider+model across every harness actor of the run."""
+        from hud_ray.limits import LimitSettings
+
+        limits = LimitSettings.parse(agent.spec.config.model_extra or {})
+        if limits is None or not hasattr(agent, "limiter"):
+            return None
         from actors.limiter import RemoteLimiter, get_or_create_limiter
 
         key = f"{agent.spec.name}:{agent.spec.base_url or ''}:{agent.spec.model or ''}"
-        handle = get_or_create_limiter(key, rpm, tpm, extras.get("burst"))
-        lease = int(extras.get("limiter_lease", max(1, (rpm or 60) // 600)))
-        agent.limiter = RemoteLimiter(handle, lease_size=lease)
+        args = (key, limits.rpm, limits.tpm, limits.burst, limits.token_burst)
+        agent.limiter = RemoteLimiter(
+            get_or_create_limiter(*args, run_id=run_id), lease_size=limits.lease,
+            count_tokens=limits.tpm is not None,
+            reconnect=lambda: get_or_create_limiter(*args, run_id=run_id))
+        return agent.limiter
 
     async def ready(self) -> dict[str, Any]:
         if self.sandbox is not None:
@@ -70,5 +74,7 @@ class HarnessActor:
 
     async def close(self) -> None:
         await self.worker.close()
+        if self.limiter is not None:
+            await self.limiter.close()
         if self.pool is not None:
             await self.pool.close()

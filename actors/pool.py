@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -25,6 +26,15 @@ class _Starting:
         self.future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
 
+@dataclass
+class _Actor:
+    """Book-keeping for one live actor: sessions leased on it, and whether it drains."""
+
+    handle: Any
+    live: int = 0
+    draining: bool = False
+
+
 class SandboxPool:
     """Per-harness pool of warm :class:`SandboxActor` processes.
 
@@ -32,8 +42,13 @@ class SandboxPool:
     state is not known to be isolated, more when every resource of the environment
     isolates its sessions itself (an ssh workspace runs each rollout in its own
     sandbox). A lease takes a free slot (health-checking an actor that sat idle), joins
-    an actor that is still starting, or starts a new one; release frees the slot, or
-    kills the actor when the rollout found it unhealthy, so later rollouts get a fresh one.
+    an actor that is still starting, or starts a new one; release frees the slot.
+
+    An actor a rollout found unhealthy (or one more than ``max_idle`` actors' worth of
+    free slots) *drains*: it gets no new leases and is killed when its last live session
+    ends, so the other rollouts on it finish undisturbed. An actor that is really dead
+    (its ping fails with an actor error) is dropped at once. The pool only keeps
+    book-keeping for actors that are alive, so it stays bounded however many it replaces.
     """
 
     def __init__(self, sources: dict[str, str], *, actor_options: dict[str, Any] | None = None,
@@ -46,7 +61,7 @@ class SandboxPool:
         self.health_check_after = health_check_after
         self._free: list[tuple[Any, float]] = []  # one entry per free slot
         self._starting: list[_Starting] = []
-        self._dead: set[Any] = set()
+        self._actors: dict[Any, _Actor] = {}  # live actors only
         self.started = 0
         self.replaced = 0
         self.leases = 0
@@ -56,26 +71,38 @@ class SandboxPool:
         try:
             await handle.setup.remote()
         except ray.exceptions.RayActorError as exc:
-            raise ActorLost(f"sandbox actor failed to start: {exc}"[:500]) from None
+            self._terminate(handle)
+            raise ActorLost(f"sandbox actor failed to start: {type(exc).__name__}") from None
         self.started += 1
         return handle
 
     async def _take(self) -> Any:
         while self._free:
             candidate, since = self._free.pop()
-            if candidate in self._dead:
+            entry = self._actors.get(candidate)
+            if entry is None or entry.draining:
                 continue
             if time.monotonic() - since > self.health_check_after:
                 try:
                     await asyncio.wait_for(candidate.ping.remote(), 10)
-                except Exception:
-                    self._kill(candidate)
+                except ray.exceptions.RayActorError:
+                    self._drop(entry)  # dead: its sessions are lost whatever we do
                     continue
+                except Exception:
+                    self._drain(entry)  # unresponsive: no new sessions on it
+                    continue
+                if entry.draining or self._actors.get(candidate) is not entry:
+                    continue  # drained or dropped while we waited for the ping
+            entry.live += 1
             return candidate
         for starting in self._starting:
             if starting.spare > 0:
                 starting.spare -= 1
-                return await asyncio.shield(starting.future)
+                try:
+                    return await asyncio.shield(starting.future)  # counted by the starter
+                except asyncio.CancelledError:
+                    self._unjoin(starting)
+                    raise
         starting = _Starting(self.capacity - 1)
         self._starting.append(starting)
         try:
@@ -87,6 +114,8 @@ class SandboxPool:
             raise
         finally:
             self._starting.remove(starting)
+        joined = self.capacity - 1 - starting.spare
+        self._actors[handle] = _Actor(handle, live=1 + joined)
         starting.future.set_result(handle)
         now = time.monotonic()
         self._free.extend((handle, now) for _ in range(starting.spare))
@@ -95,37 +124,85 @@ class SandboxPool:
     async def lease(self, task: Task) -> tuple[RemoteSandbox, Callable[[bool], Awaitable[None]]]:
         self.leases += 1
         handle = await self._take()
+        released = False
 
         async def release(healthy: bool) -> None:
-            if handle in self._dead:
+            nonlocal released
+            if released:
                 return
-            if not healthy:
+            released = True
+            entry = self._actors.get(handle)
+            if entry is None:
+                return  # already dropped as dead
+            entry.live -= 1
+            if not healthy and not entry.draining:
                 self.replaced += 1
-                self._kill(handle)
+                self._drain(entry)
+            elif entry.draining:
+                self._retire_if_idle(entry)
             elif len(self._free) < self.max_idle * self.capacity:
                 self._free.append((handle, time.monotonic()))
-            elif not any(h is handle for h, _ in self._free):
-                self._kill(handle)
+            else:
+                self._drain(entry)  # too many idle slots: retire this actor
 
         return RemoteSandbox(handle), release
 
-    def _kill(self, handle: Any) -> None:
-        self._dead.add(handle)
-        self._free = [(h, t) for h, t in self._free if h is not handle]
+    def _unjoin(self, starting: _Starting) -> None:
+        """A rollout waiting for a starting actor was cancelled: give its slot back."""
+        future = starting.future
+        if not future.done():
+            starting.spare += 1
+            return
+        if future.cancelled() or future.exception() is not None:
+            return
+        entry = self._actors.get(future.result())
+        if entry is None:
+            return
+        entry.live -= 1
+        if entry.draining:
+            self._retire_if_idle(entry)
+        else:
+            self._free.append((entry.handle, time.monotonic()))
+
+    def _drain(self, entry: _Actor) -> None:
+        """No new leases on this actor; kill it once its last live session ends."""
+        entry.draining = True
+        self._free = [(h, t) for h, t in self._free if h is not entry.handle]
+        self._retire_if_idle(entry)
+
+    def _retire_if_idle(self, entry: _Actor) -> None:
+        if entry.live <= 0:
+            self._drop(entry)
+
+    def _drop(self, entry: _Actor) -> None:
+        """Forget the actor and kill it."""
+        if self._actors.get(entry.handle) is entry:
+            del self._actors[entry.handle]
+        self._free = [(h, t) for h, t in self._free if h is not entry.handle]
+        self._terminate(entry.handle)
+
+    @staticmethod
+    def _terminate(handle: Any) -> None:
         try:
             ray.kill(handle, no_restart=True)
         except Exception:
             log.debug("killing sandbox actor failed", exc_info=True)
 
     async def close(self) -> None:
-        idle, self._free = self._free, []
-        for handle in {h for h, _ in idle if h not in self._dead}:
+        """Close and kill every actor of the pool (the harness is shutting down)."""
+        entries, self._actors, self._free = list(self._actors.values()), {}, []
+
+        async def close_one(entry: _Actor) -> None:
             try:
-                await asyncio.wait_for(handle.close.remote(), 10)
+                await asyncio.wait_for(entry.handle.close.remote(), 10)
             except Exception:
                 pass
-            self._kill(handle)
+            self._terminate(entry.handle)
+
+        await asyncio.gather(*(close_one(e) for e in entries))
 
     def stats(self) -> dict[str, int]:
         return {"free_slots": len(self._free), "started": self.started, "replaced": self.replaced,
-                "leases": self.leases}
+                "leases": self.leases, "actors": len(self._actors),
+                "draining": sum(e.draining for e in self._actors.values()),
+                "live_sessions": sum(e.live for e in self._actors.values())}

@@ -16,11 +16,14 @@ by parsing messages.
     │   └── RateLimited          429 / back-pressure, after retries
     ├── AgentError               the agent loop misbehaved (bad tool JSON, ...)
     ├── ActorLost                a Ray actor died under a rollout
+    ├── LimiterLost              the shared rate limiter actor is gone (infra, retryable)
     ├── RolloutTimeout           a rollout exceeded its deadline (also a TimeoutError)
     └── RecordError              a run directory cannot be read, written or resumed
 """
 
 from __future__ import annotations
+
+import re
 
 
 class HudRayError(Exception):
@@ -85,12 +88,44 @@ class ActorLost(HudRayError):
     retryable = True
 
 
+class LimiterLost(HudRayError):
+    """The run's rate limiter actor died and could not be replaced (not the sandbox's fault)."""
+
+    code = "limiter_lost"
+    retryable = True
+
+
 class RolloutTimeout(HudRayError, TimeoutError):
     code = "timeout"
 
 
 class RecordError(HudRayError):
     code = "record_error"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+_FRAME = re.compile(r'^\s*File "[^"]*", line \d+')
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """``text`` as one line for an error message: ANSI escapes and traceback frames
+    removed, whitespace collapsed, at most ``limit`` characters."""
+    kept: list[str] = []
+    frame_indent = -1
+    for raw in _ANSI.sub("", text).splitlines():
+        indent = len(raw) - len(raw.lstrip())
+        line = raw.strip()
+        if frame_indent >= 0 and line and indent > frame_indent:
+            continue  # the source line under a frame
+        frame_indent = -1
+        if not line or line.startswith("Traceback (most recent call last)"):
+            continue
+        if _FRAME.match(raw):
+            frame_indent = indent
+            continue
+        kept.append(line)
+    out = " ".join("".join(c for c in " ".join(kept) if c.isprintable()).split())
+    return out if len(out) <= limit else out[:limit - 3] + "..."
 
 
 __all__ = [
@@ -101,6 +136,7 @@ __all__ = [
     "EnvError",
     "GradeError",
     "HudRayError",
+    "LimiterLost",
     "ProviderError",
     "RateLimited",
     "RecordError",

@@ -131,9 +131,12 @@ class ModelAgent(Agent):
 
     async def _limited_call(self, conv: Conversation, estimate: int) -> Turn:
         async def attempt() -> Turn:
-            if self.limiter is not None:
-                await self.limiter.acquire(estimate)
-            return await conv.call()
+            if self.limiter is None:
+                return await conv.call()
+            await self.limiter.acquire(estimate)
+            turn = await conv.call()  # a failed call keeps its estimate charged
+            self.limiter.record(estimate, turn.prompt_tokens + turn.completion_tokens)
+            return turn
 
         return await call_with_retries(attempt, self.retry,
                                        what=f"{self.spec.name} call to {self._model}")

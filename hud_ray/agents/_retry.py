@@ -1,4 +1,10 @@
-"""Retries of provider calls: exponential back-off with full jitter, honouring Retry-After."""
+"""Retries of provider calls: exponential back-off with full jitter, honouring Retry-After.
+
+Only what the provider (or the way to it) did becomes a :class:`ProviderError`: HTTP
+errors from the SDKs, connection errors and timeouts. A :class:`HudRayError` raised on the
+way (a lost rate limiter, say) passes through with its own code, and any other exception
+keeps its own type, so a bug is not reported as the provider's fault.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hud_ray.errors import ProviderError, RateLimited
+from hud_ray.errors import HudRayError, ProviderError, RateLimited, one_line
 from hud_ray.gateway import redact
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,19 @@ def _retry_after(exc: BaseException) -> float | None:
     return None
 
 
+_SDK_MODULES = ("openai", "anthropic", "httpx", "httpcore")
+
+
+def is_provider_error(exc: BaseException) -> bool:
+    """Whether ``exc`` came from a provider call: an SDK or HTTP error, a connection
+    error or a timeout (not a HudRayError, not a bug in our own code)."""
+    if isinstance(exc, HudRayError):
+        return False
+    if _status(exc) is not None or isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    return type(exc).__module__.partition(".")[0] in _SDK_MODULES
+
+
 def classify(exc: BaseException) -> tuple[bool, bool]:
     """(retryable, rate_limited) for an exception raised by either provider SDK."""
     name = type(exc).__name__
@@ -69,7 +88,11 @@ def classify(exc: BaseException) -> tuple[bool, bool]:
 
 async def call_with_retries[T](fn: Callable[[], Awaitable[T]], policy: RetryPolicy, *,
                             what: str = "model call") -> T:
-    """Call ``fn`` until it succeeds or the policy gives up; raise a ProviderError then."""
+    """Call ``fn`` until it succeeds or the policy gives up; raise a ProviderError then.
+
+    Exceptions that are not provider errors (see :func:`is_provider_error`) are raised
+    as they are, without retries.
+    """
     last: BaseException | None = None
     for attempt in range(policy.max_attempts):
         try:
@@ -77,6 +100,8 @@ async def call_with_retries[T](fn: Callable[[], Awaitable[T]], policy: RetryPoli
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if not is_provider_error(exc):
+                raise
             retryable, _limited = classify(exc)
             if not retryable:
                 raise _provider_error(exc, what, retryable=False) from None
@@ -94,14 +119,20 @@ async def call_with_retries[T](fn: Callable[[], Awaitable[T]], policy: RetryPoli
 
 
 def _provider_error(exc: BaseException, what: str, *, retryable: bool) -> ProviderError:
+    """One line: ``<what> failed: <HTTP status | exception type>: <detail>``.
+
+    ``provider_rejected`` (not retryable) is kept for HTTP 4xx answers; retries that
+    ran out and SDK errors without a status are ``provider_error`` (retryable).
+    """
     status = _status(exc)
-    detail = redact(str(exc))[:500]
+    detail = one_line(redact(str(exc)), 500)
     label = f"HTTP {status}" if status else type(exc).__name__
     message = f"{what} failed: {label}: {detail}"
     if status == 429:
         return RateLimited(message, retryable=retryable)
-    code = "provider_error" if retryable else "provider_rejected"
-    return ProviderError(message, code=code, retryable=retryable)
+    if not retryable and status is not None and 400 <= status < 500:
+        return ProviderError(message, code="provider_rejected", retryable=False)
+    return ProviderError(message, code="provider_error", retryable=True)
 
 
 def jsonable(value: Any) -> Any:

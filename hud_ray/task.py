@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from hud_ray.errors import TasksetError
 
@@ -46,12 +46,26 @@ class Task(BaseModel):
     columns: dict[str, Any] | None = None
     validation: list[dict[str, Any]] | None = None
     agent_config: dict[str, Any] | None = None
+    #: HUD's agent-less verifier row: run after the task's own grade (in the same
+    #: session, fed that grade's frame); its grade is the grade of record.
+    verifier: Task | None = None
 
     _env: Environment | None = PrivateAttr(default=None)
+
+    @field_validator("verifier")
+    @classmethod
+    def _flat_verifier(cls, verifier: Task | None) -> Task | None:
+        if verifier is not None and verifier.verifier is not None:
+            raise ValueError("nested verifier tasks are not supported")
+        return verifier
 
     @property
     def environment(self) -> Environment | None:
         """The in-process environment that minted this row, when there is one."""
+        if self._env is None:
+            from hud_ray.env import registered_environment
+
+            return registered_environment(self.env)
         return self._env
 
 

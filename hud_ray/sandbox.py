@@ -69,18 +69,29 @@ class SolutionContext:
 
 
 def load_environments(sources: dict[str, str]) -> dict[str, Environment]:
-    """Import each source file once and pick out the environments it defines."""
+    """Import each source file once and find the environments it names.
+
+    An environment counts when the file defines it, or when any module the file
+    imports constructed it (``from env import count`` in a tasks file).
+    """
+    from hud_ray.env import registered_environment
+
     envs: dict[str, Environment] = {}
     for path in dict.fromkeys(sources.values()):
         module = import_source(Path(path))
         for value in vars(module).values():
             if isinstance(value, Environment):
                 envs.setdefault(value.name, value)
+            elif isinstance(value, Template):
+                envs.setdefault(value.env.name, value.env)
+    for name in set(sources) - set(envs):
+        if (env := registered_environment(name)) is not None:
+            envs[name] = env
     missing = sorted(set(sources) - set(envs))
     if missing:
         files = sorted(set(sources.values()))
-        raise EnvError(f"no Environment named {', '.join(missing)} in {files}",
-                       code="env_not_found")
+        raise EnvError(f"no Environment named {', '.join(missing)} in {files} or the "
+                       "modules they import", code="env_not_found")
     return envs
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from hud_ray.env import current_session
 from hud_ray.errors import GradeError
@@ -25,7 +25,7 @@ class BashGrader(Grader):
     Subclasses may override ``compute_score`` as with any :class:`Grader`.
     """
 
-    name: ClassVar[str] = "bash"
+    name = "BashGrader"  # HUD's subscore name
 
     @classmethod
     async def compute_score(cls, command: str = "", cwd: str | None = None,

@@ -99,8 +99,8 @@ def _endpoint(base_url: str | None, api_key_env: str | None) -> tuple[str, str]:
     from hud_ray.gateway import DEFAULT_GATEWAY_URL
 
     for var in ("HUD_RAY_GATEWAY_KEY", "HUD_API_KEY"):
-        if key := os.environ.get(var):
-            return os.environ.get("HUD_RAY_GATEWAY_URL", DEFAULT_GATEWAY_URL), key
+        if gateway_key := os.environ.get(var):
+            return os.environ.get("HUD_RAY_GATEWAY_URL", DEFAULT_GATEWAY_URL), gateway_key
     raise ConfigError("LLMJudgeGrader has no endpoint: pass base_url=, set "
                       "HUD_RAY_JUDGE_BASE_URL, or HUD_RAY_GATEWAY_KEY / HUD_API_KEY")
 

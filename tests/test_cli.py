@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -53,10 +55,31 @@ def test_eval_with_config_file_and_json(fixtures, tmp_path, root):
 
 
 def test_validate_reports_broken_tasks(fixtures, tmp_path, root):
+    started = time.time()
     good = hud_ray("validate", str(root / "tasksets/letters.py"), cwd=tmp_path)
     assert good.returncode == 0, good.stderr
     assert "tasks valid" in good.stdout and "BROKEN" not in good.stdout
-    # quickstart has no solutions: the oracle fails on every task
-    bad = hud_ray("validate", str(fixtures / "quickstart.py"), cwd=tmp_path)
+    # quickstart has no solutions (like every HUD file): nop still must score 0.0
+    plain = hud_ray("validate", str(fixtures / "quickstart.py"), cwd=tmp_path)
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert "3/3 tasks valid (3 without a solution: oracle skipped)" in plain.stdout
+    # a grader that pays for an empty answer is broken; HUD validation answers are checked
+    (tmp_path / "env.py").write_text(
+        "from hud import Environment\n"
+        "env = Environment(name='v')\n"
+        "@env.template()\n"
+        "async def lenient(word: str):\n"
+        "    answer = yield f'Say {word}'\n"
+        "    yield 1.0 if not answer or answer == word else 0.0\n")
+    rows = [{"env": "v", "id": "lenient", "args": {"word": "a"},
+             "validation": [{"answer": "a"}, {"answer": "b", "reward": 0.0},
+                            {"answer": "c"}, {"name": "bash", "arguments": {}}]}]
+    (tmp_path / "rows.json").write_text(json.dumps(rows))
+    bad = hud_ray("validate", "rows.json", "--env", "env.py", cwd=tmp_path)
     assert bad.returncode == 1
-    assert bad.stdout.count("BROKEN") == 3 and "no_solution" in bad.stdout
+    assert "nop scored 1.0 (expected 0.0)" in bad.stdout
+    assert "validation[2] scored 0.0 (expected 1.0)" in bad.stdout
+    assert "validation[0]" not in bad.stdout and "validation[1]" not in bad.stdout
+    assert "1 validation entries without an answer skipped" in bad.stdout
+    leftovers = list(Path(tempfile.gettempdir()).glob("hud-ray-validate-*"))
+    assert not [p for p in leftovers if p.stat().st_mtime > started]

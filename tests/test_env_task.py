@@ -226,3 +226,20 @@ def test_duplicate_slugs_in_a_taskset_are_rejected():
     b = Task(env="e", id="t", slug="s", args={"x": 2})
     with pytest.raises(TasksetError, match="duplicate slug"):
         Taskset("x", [a, b])
+
+
+def test_hud_capability_factories():
+    from hud_ray.capabilities.base import Capability
+
+    ssh = Capability.ssh(url="h", host_pubkey="k", cwd="/w")
+    assert (ssh.protocol, ssh.url, ssh.params["cwd"]) == ("ssh/2", "ssh://h:22", "/w")
+    assert Capability.cdp(url="h").url == "ws://h:9222"
+    assert Capability.rfb(url="h", display=2).url == "rfb://h:5902"
+    mcp = Capability.mcp(url="https://tools.example/mcp")
+    assert (mcp.url, mcp.params["transport"]) == ("https://tools.example:443/mcp",
+                                                  "streamable-http")
+    assert Capability.robot(url="h", contract={}).protocol == "openpi/0"
+    with pytest.raises(ValueError, match="stdio"):
+        Capability.mcp(url="stdio://x")
+    with pytest.raises(ValueError, match="does not fit"):
+        Capability.mcp(url="http://h", transport="websocket")

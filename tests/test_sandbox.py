@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from hud_ray import Environment, EvaluationResult, SubScore
+from hud_ray.capabilities.isolation import bwrap_available
 from hud_ray.errors import EnvError, GradeError, TemplateError
 from hud_ray.sandbox import Sandbox, load_environments, normalise_grade
 
@@ -211,3 +212,32 @@ async def test_verifier_row_is_the_grade_of_record():
         await sb.grade(prompt.session_id, "a")
     assert info.value.code == "verifier_env"
     assert sb.active_sessions == 0
+
+
+@pytest.mark.skipif(not bwrap_available(), reason="needs bubblewrap")
+async def test_hud_workspace_root_hooks_and_bash_grader_cwd(tmp_path):
+    from hud_ray.graders import BashGrader
+
+    root = tmp_path / "not-yet" / "ws"
+    env = Environment(name="hud-ws")
+    env.workspace(root)
+
+    @env.initialize
+    async def seed():  # registered after the workspace: root exists by now, as in HUD
+        (root / "data.txt").write_text("7\n")
+
+    @env.template()
+    async def check():
+        yield "write 7 into out.txt"
+        r = await BashGrader.grade(weight=1.0, command='test "$(cat out.txt)" = "$(cat data.txt)"',
+                                   cwd=str(root))
+        yield r.value
+
+    sb = make(env)
+    prompt = await sb.start(check())
+    live_ws = sb._sessions[prompt.session_id].session.resources["shell"]
+    (live_ws.path / "out.txt").write_text("7\n")  # what the agent would have done
+    assert (await sb.grade(prompt.session_id, None)).reward == 1.0
+    prompt = await sb.start(check())  # a fresh copy: the last rollout's out.txt is gone
+    assert (await sb.grade(prompt.session_id, None)).reward == 0.0
+    await sb.close()

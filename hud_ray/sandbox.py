@@ -431,6 +431,9 @@ def normalise_grade(raw: Any) -> Grade:
         value = raw.get("score", raw.get("reward"))
         subs = raw.get("subscores") or []
         info = dict(raw.get("info") or {})
+        if raw.get("isError") is True:
+            raise GradeError(f"grader reported an error: {raw.get('content', '')}"[:300],
+                             code="grader_reported_error")
     elif hasattr(raw, "reward") and not isinstance(raw, int | float):
         value = raw.reward
         subs = getattr(raw, "subscores", None) or []

@@ -107,6 +107,12 @@ def test_normalise_grade_accepts_hud_forms():
         normalise_grade(float("inf"))
     with pytest.raises(GradeError):
         normalise_grade(None)
+    with pytest.raises(GradeError, match="reported an error"):
+        normalise_grade({"score": 1.0, "isError": True, "content": "judge down"})
+    kept = normalise_grade(EvaluationResult(reward=0.5, content="why", subscores=[
+        SubScore(name="a", value=0.5, weight=1.0, children=[SubScore(name="b", value=1.0)])]))
+    assert kept.info["content"] == "why" and kept.info["done"] is True
+    assert kept.info["subscore_tree"][0]["children"][0]["name"] == "b"
 
 
 async def test_hud_template_semantics_aclose_returns_and_coercion(tmp_path):

@@ -168,14 +168,13 @@ class Template:
         """The value sent into the template for grading (an :class:`Answer` with ``returns=``)."""
         if self.return_type is None:
             return answer
-        raw = "" if answer is None else answer
         try:
             adapter: TypeAdapter[Any] = TypeAdapter(self.return_type)
-            content = adapter.validate_json(raw) if isinstance(raw, str) \
-                else adapter.validate_python(raw)
+            content = adapter.validate_json(answer) if isinstance(answer, str) \
+                else adapter.validate_python(answer)
         except ValidationError:
-            content = raw
-        return Answer(content=content, raw=raw if isinstance(raw, str) else str(raw))
+            content = answer
+        return Answer(content=content, raw=answer if isinstance(answer, str) else str(answer))
 
     def manifest_entry(self) -> dict[str, Any]:
         return {"id": self.id, "description": self.description,

@@ -276,7 +276,7 @@ class Sandbox:
         if fn is None:
             raise TemplateError(f"template {live.task.id!r} has no solution",
                                 code="no_solution")
-        bound = live.template.bind_all(live.task.args)
+        bound = live.template.bind_all(live.template.coerce_args(live.task.args))
         kwargs = dict(bound.arguments)
         params = inspect.signature(fn).parameters
         ctx = SolutionContext(live.session)

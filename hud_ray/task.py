@@ -317,12 +317,26 @@ def _envs_in(module: Any) -> list[Environment]:
 def _load_py(path: Path) -> Taskset:
     module = import_source(path)
     tasks = _collect(module)
+    if not tasks and not _envs_in(module) and _uses_real_hud(module):
+        raise TasksetError(f"{path}: its tasks are the installed `hud` SDK's objects, which "
+                           "hud-ray cannot run; uninstall `hud` from hud-ray's environment "
+                           "(hud-ray then serves `from hud import ...` itself)")
     sources = {env.name: str(path.resolve()) for env in _envs_in(module)}
     for task in tasks:
         for row in (task, task.verifier):
             if row is not None and row._env is not None:
                 sources.setdefault(row.env, str(path.resolve()))
     return Taskset(path.stem, tasks, sources=sources)
+
+
+def _uses_real_hud(module: Any) -> bool:
+    for value in vars(module).values():
+        items = value if isinstance(value, list | tuple) else [value]
+        for item in items:
+            origin = getattr(type(item), "__module__", "") or ""
+            if origin == "hud" or origin.startswith("hud."):
+                return True
+    return False
 
 
 def _load_dir(path: Path, *, rows: bool = True) -> Taskset:

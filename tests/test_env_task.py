@@ -243,3 +243,21 @@ def test_hud_capability_factories():
         Capability.mcp(url="stdio://x")
     with pytest.raises(ValueError, match="does not fit"):
         Capability.mcp(url="http://h", transport="websocket")
+
+
+def test_tasks_of_an_installed_hud_are_refused_clearly(tmp_path, monkeypatch):
+    import sys
+
+    from hud_ray.compat import uninstall_hud_shim
+
+    uninstall_hud_shim()
+    site = tmp_path / "site" / "hud"
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text("class Task:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    (tmp_path / "tasks.py").write_text("from hud import Task\ntasks = [Task(), Task()]\n")
+    try:
+        with pytest.raises(TasksetError, match="installed `hud` SDK"):
+            Taskset.from_file(tmp_path / "tasks.py")
+    finally:
+        sys.modules.pop("hud", None)

@@ -237,6 +237,8 @@ async def test_hud_workspace_root_hooks_and_bash_grader_cwd(tmp_path):
         yield "write 7 into out.txt"
         r = await BashGrader.grade(weight=1.0, command='test "$(cat out.txt)" = "$(cat data.txt)"',
                                    cwd=str(root))
+        r2 = await BashGrader.grade(weight=1.0, command=f"test -s {root}/out.txt")
+        assert r2.value == r.value
         yield r.value
 
     sb = make(env)

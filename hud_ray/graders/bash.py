@@ -35,6 +35,7 @@ class BashGrader(Grader):
             timeout_seconds = 600.0
         ws = _workspace(workspace)
         cwd = _map_cwd(cwd, workspace, ws.cwd)
+        command = _map_command(command, workspace, ws.cwd)
         reward_path = f"{ws.cwd}/{REWARD_FILE}"
         prefix = f"rm -f {reward_path}; export HUD_REWARD_FILE={reward_path}; "
         if cwd:
@@ -74,20 +75,35 @@ def _workspace(name: str | None) -> Any:
     return next(iter(spaces.values()))
 
 
+def _roots(workspace: str | None) -> list[str]:
+    """The host ``root`` paths (as written and resolved) of the session's workspaces."""
+    import os
+
+    env = getattr(current_session(), "env", None)
+    out: list[str] = []
+    for name, res in (env.resources.items() if env is not None else []):
+        root = getattr(res, "root", None)
+        if root is not None and (workspace is None or name == workspace):
+            out += [p for p in dict.fromkeys((os.path.abspath(str(root)),
+                                              os.path.realpath(str(root)))) if len(p) > 1]
+    return out
+
+
 def _map_cwd(cwd: str | None, workspace: str | None, inside: str) -> str | None:
     """A host path under the workspace's declared ``root`` becomes the sandbox path."""
     import os
 
-    session = current_session()
-    env = getattr(session, "env", None)
-    if cwd is None or env is None:
-        return cwd
-    for name, res in env.resources.items():
-        root = getattr(res, "root", None)
-        if root is None or (workspace is not None and name != workspace):
-            continue
-        root_s = os.path.realpath(str(root))
-        path = os.path.realpath(str(cwd))
-        if path == root_s or path.startswith(root_s + os.sep):
-            return inside + path[len(root_s):]
+    if cwd is None:
+        return None
+    path = os.path.abspath(cwd)
+    for root in _roots(workspace):
+        if path == root or path.startswith(root + os.sep):
+            return inside + path[len(root):]
     return cwd
+
+
+def _map_command(command: str, workspace: str | None, inside: str) -> str:
+    """Host ``root`` paths written into the command point at the sandbox's workspace."""
+    for root in sorted(_roots(workspace), key=len, reverse=True):
+        command = command.replace(root, inside)
+    return command

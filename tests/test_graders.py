@@ -93,3 +93,39 @@ async def test_grader_subclass_contract():
     assert (named.name, named.value) == ("len2", 1.0)
     with pytest.raises(NotImplementedError):
         await Grader.grade(weight=1.0)
+
+
+async def test_llm_judge_on_the_local_provider(monkeypatch):
+    import json
+
+    from hud_ray.errors import ConfigError
+    from hud_ray.graders import LLMJudgeGrader
+    from hud_ray.graders.judge import parse_verdict
+    from hud_ray.testing import FakeProvider, Reply
+
+    seen = []
+
+    def judge(req):
+        user = req.messages[-1]["content"]
+        seen.append(req.messages[0]["role"])
+        criterion = user.split("<criterion>\n")[1].split("\n</criterion>")[0]
+        response = user.split("<response>\n")[1].split("\n</response>")[0]
+        status = "MET" if criterion.lower() in response.lower() else "UNMET"
+        return Reply(json.dumps({"criterion_status": status, "explanation": "substring"}))
+
+    with FakeProvider(judge) as p:
+        s = await LLMJudgeGrader.grade(weight=0.5, answer="Paris, France; not London",
+                                       criteria=["paris", ("france", 2.0), ("london", -1.0)],
+                                       base_url=p.base_url)
+    assert s.weight == 0.5 and s.name == "LLMJudgeGrader"
+    assert s.value == pytest.approx((1 + 2 - 1) / 3)
+    assert [c.value for c in s.children] == [1.0, 1.0, 1.0] and seen == ["system"] * 3
+    assert (await LLMJudgeGrader.grade(weight=1.0, criteria=[])).value == 0.0
+    assert parse_verdict("```json\n{\"criterion_status\": \"UNMET\"}\n```")[0] is False
+    assert parse_verdict("Verdict: NOT MET")[0] is False and parse_verdict("MET")[0] is True
+    with pytest.raises(GradeError, match="no MET/UNMET"):
+        parse_verdict("maybe")
+    for var in ("HUD_RAY_JUDGE_BASE_URL", "HUD_RAY_GATEWAY_KEY", "HUD_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ConfigError, match="no endpoint"):
+        await LLMJudgeGrader.grade(weight=1.0, answer="x", criteria=["y"])

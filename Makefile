@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 export RAY_AUTH_MODE ?= disabled
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: setup system-deps demo test lint bench bench-quick clean
+.PHONY: setup system-deps demo test lint bench bench-quick clean hud-venv
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "hud-ray needs Python 3.12: none found that runs; set PYTHON=/path/to/python3.12" >&2; exit 1; }
@@ -32,6 +32,17 @@ demo: setup
 
 test: setup system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The real HUD SDK in its own venv: tests/hud_compat compares hud-ray's rewards with it
+# row by row (and the benchmarks' side-by-side uses it). Skipped by those tests if absent.
+HUD_VENV ?= benchmarks/.hud-venv
+hud-venv: $(HUD_VENV)/.installed
+
+$(HUD_VENV)/.installed:
+	@test -n "$(PYTHON)" || { echo "hud-venv needs Python 3.12; set PYTHON=/path/to/python3.12" >&2; exit 1; }
+	$(PYTHON) -m venv $(HUD_VENV)
+	$(HUD_VENV)/bin/pip install --quiet hud==0.6.21 typer==0.20.0
+	touch $@
 
 lint: setup
 	$(BIN)/ruff check hud_ray actors tests benchmarks

@@ -16,12 +16,16 @@ Calling a template runs nothing: it mints a :class:`~hud_ray.task.Task` row.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from hud_ray.capabilities.base import Capability, SessionResource
 from hud_ray.errors import TemplateError
@@ -32,6 +36,29 @@ if TYPE_CHECKING:
 TemplateFn = Callable[..., AsyncGenerator[Any, Any]]
 SolutionFn = Callable[..., Awaitable[Any]]
 
+#: Every environment constructed in this process, by name (the latest one wins), so an
+#: environment defined in a module the tasks file imports (``from env import ...``) is
+#: found by name.
+_REGISTRY: dict[str, Environment] = {}
+
+
+def registered_environment(name: str) -> Environment | None:
+    """The environment most recently constructed with ``name`` in this process."""
+    return _REGISTRY.get(name)
+
+
+class Answer[T](BaseModel):
+    """What a ``returns=``-typed template receives as its answer (HUD's shape).
+
+    ``content`` is the agent's answer parsed into the declared type, or the original
+    value when parsing failed; ``raw`` is the answer as submitted, as a string.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    content: T = Field(description="the parsed answer")
+    raw: str = ""
+
 
 @dataclass
 class Session:
@@ -41,6 +68,7 @@ class Session:
     task: Task
     capabilities: list[Capability] = field(default_factory=list)
     resources: dict[str, Any] = field(default_factory=dict)
+    env: Environment | None = None
 
     def resource(self, name: str) -> Any:
         """The per-session handle of a declared resource (e.g. a workspace)."""
@@ -71,7 +99,10 @@ class Template:
         self.func = func
         self.input_type = input
         self.return_type = returns
-        self.sig = inspect.signature(func)
+        try:
+            self.sig = inspect.signature(func, eval_str=True)
+        except Exception:  # an annotation that does not resolve: keep it as written
+            self.sig = inspect.signature(func)
         self.solution_fn: SolutionFn | None = None
         functools.update_wrapper(self, func)  # type: ignore[arg-type]
 
@@ -107,6 +138,44 @@ class Template:
         bound.apply_defaults()
         return bound
 
+    def coerce_args(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Row args validated into the annotated parameter types (``"3"`` -> ``3``), as HUD.
+
+        A value that does not validate (as itself, or as JSON text) passes unchanged.
+        """
+        out: dict[str, Any] = {}
+        for key, value in args.items():
+            param = self.sig.parameters.get(key)
+            ann = param.annotation if param is not None else inspect.Parameter.empty
+            if ann in (inspect.Parameter.empty, Any) or isinstance(ann, str):
+                out[key] = value
+                continue
+            try:
+                adapter: TypeAdapter[Any] = TypeAdapter(ann)
+                out[key] = adapter.validate_python(value)
+            except ValidationError:
+                out[key] = value
+                if isinstance(value, str):
+                    try:
+                        out[key] = adapter.validate_json(value)
+                    except ValidationError:
+                        pass
+            except Exception:  # not a type pydantic understands
+                out[key] = value
+        return out
+
+    def build_answer(self, answer: Any) -> Any:
+        """The value sent into the template for grading (an :class:`Answer` with ``returns=``)."""
+        if self.return_type is None:
+            return answer
+        try:
+            adapter: TypeAdapter[Any] = TypeAdapter(self.return_type)
+            content = adapter.validate_json(answer) if isinstance(answer, str) \
+                else adapter.validate_python(answer)
+        except ValidationError:
+            content = answer
+        return Answer(content=content, raw=answer if isinstance(answer, str) else str(answer))
+
     def manifest_entry(self) -> dict[str, Any]:
         return {"id": self.id, "description": self.description,
                 "args": [p for p in self.sig.parameters],
@@ -130,6 +199,7 @@ class Environment:
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         for cap in capabilities or []:
             self.add_capability(cap)
+        _REGISTRY[name] = self
 
     @property
     def tasks(self) -> dict[str, Template]:
@@ -193,12 +263,25 @@ class Environment:
             raise TemplateError(f"env {self.name!r} already has a resource {resource.name!r}")
         self.resources[resource.name] = resource
 
-    def workspace(self, root: str | None = None, *, name: str = "shell", **kwargs: Any) -> Any:
-        """Serve an isolated per-rollout shell workspace over ``ssh/2`` (needs ``hud-ray[ssh]``)."""
+    def workspace(self, root: str | Path | None = None, *, name: str = "shell",
+                  **kwargs: Any) -> Any:
+        """Serve an isolated per-rollout shell workspace over ``ssh/2`` (needs ``hud-ray[ssh]``).
+
+        As in HUD, ``root`` is created when the environment starts, in registration
+        order with the ``@env.initialize`` hooks, so a hook registered after this call
+        may write into it. Every rollout then gets a fresh copy of ``root``; a
+        ``BashGrader(cwd=root)`` runs in that copy. HUD's ``track_files`` is ignored.
+        """
         from hud_ray.capabilities.ssh import Workspace
 
+        kwargs.pop("track_files", None)
         ws = Workspace(root=root, name=name, **kwargs)
         self.add_resource(ws)
+        if root is not None:
+            async def _create_root() -> None:
+                await asyncio.to_thread(Path(root).mkdir, parents=True, exist_ok=True)
+
+            self._on_start.append(_create_root)
         return ws
 
     async def start(self) -> None:

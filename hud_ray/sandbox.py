@@ -69,18 +69,29 @@ class SolutionContext:
 
 
 def load_environments(sources: dict[str, str]) -> dict[str, Environment]:
-    """Import each source file once and pick out the environments it defines."""
+    """Import each source file once and find the environments it names.
+
+    An environment counts when the file defines it, or when any module the file
+    imports constructed it (``from env import count`` in a tasks file).
+    """
+    from hud_ray.env import registered_environment
+
     envs: dict[str, Environment] = {}
     for path in dict.fromkeys(sources.values()):
         module = import_source(Path(path))
         for value in vars(module).values():
             if isinstance(value, Environment):
                 envs.setdefault(value.name, value)
+            elif isinstance(value, Template):
+                envs.setdefault(value.env.name, value.env)
+    for name in set(sources) - set(envs):
+        if (env := registered_environment(name)) is not None:
+            envs[name] = env
     missing = sorted(set(sources) - set(envs))
     if missing:
         files = sorted(set(sources.values()))
-        raise EnvError(f"no Environment named {', '.join(missing)} in {files}",
-                       code="env_not_found")
+        raise EnvError(f"no Environment named {', '.join(missing)} in {files} or the "
+                       "modules they import", code="env_not_found")
     return envs
 
 
@@ -139,9 +150,9 @@ class Sandbox:
         if template is None:
             raise TemplateError(f"env {task.env!r} has no template {task.id!r}",
                                 code="unknown_template")
-        bound = template.bind_all(task.args)
+        bound = template.bind_all(template.coerce_args(task.args))
         sid = f"{self._prefix}-{next(self._ids)}"
-        session = Session(id=sid, task=task, capabilities=list(env.capabilities))
+        session = Session(id=sid, task=task, capabilities=list(env.capabilities), env=env)
         live = _Live(session=session, template=template, gen=None, task=task)  # type: ignore[arg-type]
         self._sessions[sid] = live
         try:
@@ -180,38 +191,81 @@ class Sandbox:
             raise
 
     async def grade(self, session_id: str, answer: str | None) -> Grade:
-        """Send the answer into the template and normalise its grade; ends the session."""
+        """Send the answer into the template and normalise its grade; ends the session.
+
+        As in HUD: a template that returns without grading scores 0.0; the generator is
+        closed right after its grade (code after the grade never runs); a ``returns=``
+        template receives an :class:`~hud_ray.env.Answer`; a task's ``verifier`` row is
+        then run in the same session, fed the actor's grade frame, and its grade is the
+        grade of record.
+        """
         live = self._sessions.get(session_id)
         if live is None:
             raise GradeError(f"unknown or finished session {session_id!r}", code="no_session",
                              retryable=True)
         token = _current_session.set(live.session)
         try:
+            verifier = _verifier_task(live.task)
             try:
-                raw = await live.gen.asend(answer)
-            except StopAsyncIteration:
-                raise GradeError(f"template {live.task.id!r} never yielded a grade",
-                                 code="no_grade") from None
-            except HudRayError:
-                raise
-            except Exception as exc:
-                raise GradeError(f"template {live.task.id!r} raised while grading: "
-                                 f"{type(exc).__name__}: {exc}", code="grade_raised") from exc
-            grade = normalise_grade(raw)
-            try:
-                await live.gen.__anext__()
-            except StopAsyncIteration:
-                pass
-            except Exception as exc:
-                raise GradeError(f"template {live.task.id!r} raised after its grade: "
-                                 f"{type(exc).__name__}: {exc}", code="grade_raised") from exc
-            else:
-                raise GradeError(f"template {live.task.id!r} yielded more than twice "
-                                 "(expected: prompt, then grade)", code="extra_yield")
-            return grade
+                raw = await self._send(live.gen, live.template,
+                                       live.template.build_answer(answer), live.task.id)
+                grade = normalise_grade(raw)
+            except HudRayError as exc:
+                if verifier is None:
+                    raise
+                # the verifier is authoritative: a failed actor grade only informs it
+                raw = {"score": 0.0, "answer": answer, "content": str(exc), "isError": True}
+            if verifier is None:
+                return grade
+            return await self._verify(live, verifier, grade_frame(raw))
         finally:
             _current_session.reset(token)
             await self._discard(session_id)
+
+    @staticmethod
+    async def _send(gen: AsyncGenerator[Any, Any], template: Template, value: Any,
+                    task_id: str) -> Any:
+        try:
+            return await gen.asend(value)
+        except StopAsyncIteration:
+            return 0.0  # returned without grading: HUD scores it 0.0
+        except HudRayError:
+            raise
+        except Exception as exc:
+            raise GradeError(f"template {task_id!r} raised while grading: "
+                             f"{type(exc).__name__}: {exc}", code="grade_raised") from exc
+        finally:
+            try:
+                await gen.aclose()
+            except Exception:
+                log.debug("closing template %s after its grade failed", task_id,
+                          exc_info=True)
+
+    async def _verify(self, live: _Live, verifier: Task, frame: dict[str, Any]) -> Grade:
+        env = live.session.env
+        if env is None or verifier.env != live.task.env:
+            raise GradeError(f"verifier of {live.task.id!r} names env {verifier.env!r}; "
+                             "hud-ray runs verifiers in the task's own environment only",
+                             code="verifier_env")
+        template = env.templates.get(verifier.id)
+        if template is None:
+            raise GradeError(f"env {env.name!r} has no verifier template {verifier.id!r}",
+                             code="unknown_template")
+        bound = template.bind_all(template.coerce_args(verifier.args))
+        gen = template.func(*bound.args, **bound.kwargs)
+        try:
+            await gen.__anext__()
+        except StopAsyncIteration:
+            raise GradeError(f"verifier {verifier.id!r} finished without a prompt",
+                             code="no_prompt") from None
+        except Exception as exc:
+            await gen.aclose()
+            raise GradeError(f"verifier {verifier.id!r} raised at start: "
+                             f"{type(exc).__name__}: {exc}", code="grade_raised") from exc
+        raw = await self._send(gen, template, template.build_answer(frame), verifier.id)
+        grade = normalise_grade(raw)
+        info = {**grade.info, "actor_grade": _jsonable(frame)}
+        return Grade(reward=grade.reward, subscores=grade.subscores, info=info)
 
     async def solve(self, session_id: str) -> Any:
         """Run the template's reference solution for this session; returns the answer."""
@@ -222,7 +276,7 @@ class Sandbox:
         if fn is None:
             raise TemplateError(f"template {live.task.id!r} has no solution",
                                 code="no_solution")
-        bound = live.template.bind_all(live.task.args)
+        bound = live.template.bind_all(live.template.coerce_args(live.task.args))
         kwargs = dict(bound.arguments)
         params = inspect.signature(fn).parameters
         ctx = SolutionContext(live.session)
@@ -260,42 +314,110 @@ class Sandbox:
     # ---- normalisation -----------------------------------------------------------------
     @staticmethod
     def _normalise_prompt(sid: str, first: Any, session: Session, template: Template) -> Prompt:
-        bindings: list[Any] = []
+        bindings: Any = []
         payload = first
         if isinstance(first, dict) and "prompt" in first:
             payload = first["prompt"]
-            bindings = list(first.get("bindings") or [])
+            bindings = first.get("bindings") or []
         if isinstance(payload, str):
             messages = [{"role": "user", "content": payload}]
-        elif isinstance(payload, list) and all(_is_message(m) for m in payload):
+        elif isinstance(payload, list):
             messages = [_message_dict(m) for m in payload]
             if not messages:
                 raise TemplateError(f"template {template.id!r} yielded an empty message list",
                                     code="bad_prompt")
+        elif isinstance(payload, dict) and ("content" in payload or "type" in payload):
+            messages = [_message_dict(payload)]
         else:
             raise TemplateError(
                 f"template {template.id!r} yielded a {type(payload).__name__} as its prompt; "
                 "expected a string, chat messages, or a dict with 'prompt'", code="bad_prompt")
-        for b in bindings:
-            cap = b if isinstance(b, Capability) else Capability.from_manifest(b)
-            session.capabilities.append(cap)
-        return Prompt(session_id=sid, text=Prompt.render(messages), messages=messages,
+        _apply_bindings(template, session, bindings)
+        text = "\n\n".join(m["content"] for m in messages if isinstance(m["content"], str)
+                            and m["content"])
+        if len(messages) > 1 or not isinstance(messages[0]["content"], str):
+            text = text or Prompt.render(messages)
+        return Prompt(session_id=sid, text=text, messages=messages,
                       capabilities=list(session.capabilities),
                       has_solution=template.solution_fn is not None)
 
 
-def _is_message(m: Any) -> bool:
-    if isinstance(m, dict):
-        return "role" in m and "content" in m
-    return hasattr(m, "role") and hasattr(m, "content")
+def _apply_bindings(template: Template, session: Session, bindings: Any) -> None:
+    """Per-episode bindings: capabilities (a list), or HUD's ``{name: data}`` mapping.
+
+    A mapping entry for a published capability merges ``data`` into its ``params``; an
+    entry carrying ``protocol`` and ``url`` adds a capability of that name.
+    """
+    if isinstance(bindings, dict):
+        for name, data in bindings.items():
+            if not isinstance(data, dict):
+                raise TemplateError(f"template {template.id!r}: bindings must map a "
+                                    f"capability name to an object, got {name!r}: "
+                                    f"{type(data).__name__}", code="bad_prompt")
+            idx = next((i for i, c in enumerate(session.capabilities) if c.name == name), None)
+            if idx is not None:
+                cap = session.capabilities[idx]
+                session.capabilities[idx] = Capability(cap.name, cap.protocol, cap.url,
+                                                       {**cap.params, **data})
+            elif "protocol" in data and "url" in data:
+                session.capabilities.append(Capability.from_manifest({"name": name, **data}))
+            else:
+                log.warning("template %s bound unknown capability %r; ignored",
+                            template.id, name)
+        return
+    for b in bindings:
+        cap = b if isinstance(b, Capability) else Capability.from_manifest(b)
+        session.capabilities.append(cap)
 
 
 def _message_dict(m: Any) -> dict[str, Any]:
-    if isinstance(m, dict):
-        return dict(m)
+    """One prompt turn as a chat message; MCP-style text blocks become plain text."""
     if hasattr(m, "model_dump"):
-        return m.model_dump()
-    return {"role": m.role, "content": m.content}
+        m = m.model_dump()
+    elif not isinstance(m, dict) and hasattr(m, "role") and hasattr(m, "content"):
+        m = {"role": m.role, "content": m.content}
+    if not isinstance(m, dict):
+        return {"role": "user", "content": str(m)}
+    if "content" not in m and m.get("type") == "text":  # a bare content block
+        m = {"role": "user", "content": m}
+    msg = dict(m)
+    msg.setdefault("role", "user")
+    msg["content"] = _content(msg.get("content"))
+    return msg
+
+
+def _content(content: Any) -> Any:
+    """Text-only MCP/Anthropic blocks (``{"type": "text", "text": ...}``) -> a string."""
+    if hasattr(content, "model_dump"):
+        content = content.model_dump()
+    if isinstance(content, str):
+        return content
+    blocks = content if isinstance(content, list) else [content]
+    blocks = [b.model_dump() if hasattr(b, "model_dump") else b for b in blocks]
+    if all(isinstance(b, dict) and b.get("type") == "text" for b in blocks):
+        return "\n\n".join(str(b.get("text", "")) for b in blocks)
+    if all(isinstance(b, str) for b in blocks):
+        return "\n\n".join(blocks)
+    return blocks
+
+
+def _verifier_task(task: Task) -> Task | None:
+    verifier = getattr(task, "verifier", None)
+    if verifier is None or isinstance(verifier, Task):
+        return verifier
+    return Task.model_validate(verifier)
+
+
+def grade_frame(raw: Any) -> dict[str, Any]:
+    """A grade yield as HUD's wire frame (``score`` plus any result fields)."""
+    if isinstance(raw, dict):
+        return dict(raw)
+    if hasattr(raw, "model_dump") and hasattr(raw, "reward"):
+        frame = raw.model_dump(mode="json")
+        frame["score"] = frame.pop("reward")
+        return frame
+    value = getattr(raw, "reward", raw)
+    return {"score": float(value) if isinstance(value, int | float) else value}
 
 
 def normalise_grade(raw: Any) -> Grade:
@@ -309,6 +431,9 @@ def normalise_grade(raw: Any) -> Grade:
         value = raw.get("score", raw.get("reward"))
         subs = raw.get("subscores") or []
         info = dict(raw.get("info") or {})
+        if raw.get("isError") is True:
+            raise GradeError(f"grader reported an error: {raw.get('content', '')}"[:300],
+                             code="grader_reported_error")
     elif hasattr(raw, "reward") and not isinstance(raw, int | float):
         value = raw.reward
         subs = getattr(raw, "subscores", None) or []
@@ -324,6 +449,12 @@ def normalise_grade(raw: Any) -> Grade:
     reward = float(value)
     if not math.isfinite(reward):
         raise GradeError(f"reward is not finite: {reward}", code="invalid_reward")
+    for key in ("content", "done"):
+        extra = raw.get(key) if isinstance(raw, dict) else getattr(raw, key, None)
+        if extra is not None and key not in info:
+            info[key] = extra
+    if subs and not isinstance(subs, dict):
+        info.setdefault("subscore_tree", [_jsonable(s) for s in subs])
     if isinstance(subs, dict):
         subscores = {str(k): float(v) for k, v in subs.items()}
     else:

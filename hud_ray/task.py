@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from hud_ray.errors import TasksetError
 
@@ -46,12 +46,26 @@ class Task(BaseModel):
     columns: dict[str, Any] | None = None
     validation: list[dict[str, Any]] | None = None
     agent_config: dict[str, Any] | None = None
+    #: HUD's agent-less verifier row: run after the task's own grade (in the same
+    #: session, fed that grade's frame); its grade is the grade of record.
+    verifier: Task | None = None
 
     _env: Environment | None = PrivateAttr(default=None)
+
+    @field_validator("verifier")
+    @classmethod
+    def _flat_verifier(cls, verifier: Task | None) -> Task | None:
+        if verifier is not None and verifier.verifier is not None:
+            raise ValueError("nested verifier tasks are not supported")
+        return verifier
 
     @property
     def environment(self) -> Environment | None:
         """The in-process environment that minted this row, when there is one."""
+        if self._env is None:
+            from hud_ray.env import registered_environment
+
+            return registered_environment(self.env)
         return self._env
 
 
@@ -62,9 +76,11 @@ class Taskset:
     what a sandbox imports to run that environment's templates.
     """
 
-    def __init__(self, name: str = "taskset", tasks: Iterable[Task] = (),
-                 *, sources: dict[str, str] | None = None) -> None:
-        self.name = name
+    def __init__(self, name: str | None = "taskset", tasks: Iterable[Task] = (),
+                 *, sources: dict[str, str] | None = None,
+                 taskset_id: str | None = None) -> None:
+        self.name = name or "taskset"
+        self.taskset_id = taskset_id
         self.tasks: list[Task] = []
         self.sources: dict[str, str] = dict(sources or {})
         seen: dict[str, Task] = {}
@@ -95,11 +111,28 @@ class Taskset:
     def __repr__(self) -> str:
         return f"<Taskset {self.name!r} tasks={len(self)}>"
 
+    def items(self) -> Iterator[tuple[str, Task]]:
+        """``(slug, task)`` pairs in order, as HUD's ``Taskset.items``."""
+        return iter([(t.slug, t) for t in self.tasks])
+
+    def environment_names(self) -> set[str]:
+        """The env names the rows (and their verifier rows) reference."""
+        return {t.env for t in self.tasks} | {t.verifier.env for t in self.tasks
+                                              if t.verifier is not None}
+
     def _derive(self, tasks: Iterable[Task]) -> Taskset:
-        return Taskset(self.name, tasks, sources=self.sources)
+        return Taskset(self.name, tasks, sources=self.sources, taskset_id=self.taskset_id)
 
     def filter(self, slugs: Iterable[str]) -> Taskset:
-        """Keep the tasks whose slug (or template id) is listed; unknown names are an error."""
+        """Keep the tasks whose slug (or template id) is listed; unknown names match nothing.
+
+        As HUD's; :meth:`select` is the strict form that rejects unknown names.
+        """
+        keep = set(slugs)
+        return self._derive(t for t in self.tasks if t.slug in keep or t.id in keep)
+
+    def select(self, slugs: Iterable[str]) -> Taskset:
+        """Like :meth:`filter`, but an unknown slug or template id is an error."""
         wanted = list(dict.fromkeys(slugs))
         known = {t.slug for t in self.tasks} | {t.id for t in self.tasks}
         unknown = [s for s in wanted if s not in known]
@@ -141,6 +174,14 @@ class Taskset:
             path.write_text(json.dumps(rows, indent=2) + "\n")
         else:
             raise TasksetError(f"{path}: write .json or .jsonl")
+
+    @classmethod
+    def from_module(cls, source: str | Path) -> Taskset:
+        """Load the rows a ``.py`` file (or every ``.py`` in a folder) defines, as HUD's."""
+        path = Path(source)
+        if not path.exists():
+            raise TasksetError(f"{path}: no such file or directory")
+        return _load_dir(path, rows=False) if path.is_dir() else _load_py(path)
 
     @classmethod
     def from_file(cls, path: str | Path, *, env_source: str | Path | None = None) -> Taskset:
@@ -187,8 +228,18 @@ _module_counter = itertools.count()
 
 
 def import_source(path: Path) -> Any:
-    """Import a user's Python file as a fresh module, with one-line errors."""
+    """Import a user's Python file as a fresh module, with one-line errors.
+
+    As when Python runs a script, the file's folder goes (and stays) first on
+    ``sys.path``, so a tasks file can ``from env import ...`` a sibling module; a
+    sibling module name already imported from another folder is imported afresh.
+    ``from hud import ...`` resolves to hud-ray's shim when the real ``hud`` package
+    is absent (see :mod:`hud_ray.compat`).
+    """
+    from hud_ray.compat import install_hud_shim
+
     path = path.resolve()
+    install_hud_shim()
     name = f"hud_ray_user_{path.stem}_{next(_module_counter)}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
@@ -196,9 +247,10 @@ def import_source(path: Path) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     parent = str(path.parent)
-    added = parent not in sys.path
-    if added:
-        sys.path.insert(0, parent)
+    if parent in sys.path:
+        sys.path.remove(parent)
+    sys.path.insert(0, parent)
+    _forget_foreign_siblings(path.parent)
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
@@ -209,10 +261,21 @@ def import_source(path: Path) -> Any:
         sys.modules.pop(name, None)
         frame = _user_frame(exc, path)
         raise TasksetError(f"{path}{frame}: {type(exc).__name__}: {exc}") from None
-    finally:
-        if added:
-            sys.path.remove(parent)
     return module
+
+
+def _forget_foreign_siblings(folder: Path) -> None:
+    """Drop cached user modules that a ``.py`` in ``folder`` should now provide."""
+    system = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    for file in folder.glob("*.py"):
+        mod = sys.modules.get(file.stem)
+        origin = getattr(mod, "__file__", None)
+        if mod is None or origin is None or Path(origin).resolve() == file.resolve():
+            continue
+        where = Path(origin).resolve()
+        if any(where.is_relative_to(p) for p in system):
+            continue  # never evict the standard library or installed packages
+        del sys.modules[file.stem]
 
 
 def _user_frame(exc: BaseException, path: Path) -> str:
@@ -226,17 +289,22 @@ def _collect(module: Any) -> list[Task]:
     from hud_ray.env import Environment
 
     found: list[Task] = []
+    seen: set[int] = set()
     for key, value in vars(module).items():
-        if key.startswith("__"):
+        if key.startswith("_") or isinstance(value, Environment):
             continue
         if isinstance(value, Task):
-            found.append(value)
+            items: list[Any] = [value]
         elif isinstance(value, Taskset):
-            found.extend(value.tasks)
-        elif isinstance(value, list | tuple) and value and all(isinstance(v, Task) for v in value):
-            found.extend(value)
-        elif isinstance(value, Environment):
-            pass
+            items = list(value.tasks)
+        elif isinstance(value, list | tuple):
+            items = [v for v in value if isinstance(v, Task)]
+        else:
+            continue
+        for task in items:
+            if id(task) not in seen:  # the same row bound to two names is one row
+                seen.add(id(task))
+                found.append(task)
     return found
 
 
@@ -249,16 +317,35 @@ def _envs_in(module: Any) -> list[Environment]:
 def _load_py(path: Path) -> Taskset:
     module = import_source(path)
     tasks = _collect(module)
+    if not tasks and not _envs_in(module) and _uses_real_hud(module):
+        raise TasksetError(f"{path}: its tasks are the installed `hud` SDK's objects, which "
+                           "hud-ray cannot run; uninstall `hud` from hud-ray's environment "
+                           "(hud-ray then serves `from hud import ...` itself)")
     sources = {env.name: str(path.resolve()) for env in _envs_in(module)}
     for task in tasks:
-        if task.environment is not None:
-            sources.setdefault(task.env, str(path.resolve()))
+        for row in (task, task.verifier):
+            if row is not None and row._env is not None:
+                sources.setdefault(row.env, str(path.resolve()))
     return Taskset(path.stem, tasks, sources=sources)
 
 
-def _load_dir(path: Path) -> Taskset:
+def _uses_real_hud(module: Any) -> bool:
+    for value in vars(module).values():
+        items = value if isinstance(value, list | tuple) else [value]
+        for item in items:
+            origin = getattr(type(item), "__module__", "") or ""
+            if origin == "hud" or origin.startswith("hud."):
+                return True
+    return False
+
+
+def _load_dir(path: Path, *, rows: bool = True) -> Taskset:
     files = sorted(p for p in path.glob("*.py") if not p.name.startswith("_"))
-    rows = sorted(path.glob("*.json*"))
+    rows_files = sorted(path.glob("*.json*")) if rows else []
+    return _load_files(path, files, rows_files)
+
+
+def _load_files(path: Path, files: list[Path], rows: list[Path]) -> Taskset:
     if not files and not rows:
         raise TasksetError(f"{path}: no .py, .json or .jsonl files in this folder")
     tasks: list[Task] = []

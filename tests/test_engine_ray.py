@@ -53,7 +53,11 @@ async def test_bad_templates_become_typed_rows(ray_session, tmp_path, fixtures):
     final = {r["template_id"]: r for r in rows if r["final"]}
     assert set(final) == set(ids)
     assert final["good"]["status"] == "ok" and final["good"]["reward"] == 0.0
-    for name in ("three_yields", "no_grade", "not_finite", "not_numeric", "raises_at_grade"):
+    # as in HUD: a template that returns without grading scores 0.0, a third yield is
+    # never reached
+    assert final["three_yields"]["status"] == "ok" and final["three_yields"]["reward"] == 1.0
+    assert final["no_grade"]["status"] == "ok" and final["no_grade"]["reward"] == 0.0
+    for name in ("not_finite", "not_numeric", "raises_at_grade"):
         assert final[name]["status"] == "grader_error", name
         assert final[name]["reward"] is None and not final[name]["reward_valid"]
     start = final["raises_at_start"]

@@ -75,7 +75,7 @@ class EvalResult:
 def load_taskset(config: EvalConfig) -> Taskset:
     taskset = Taskset.from_file(config.source, env_source=config.env_source)
     if config.task_ids:
-        taskset = taskset.filter(config.task_ids)
+        taskset = taskset.select(config.task_ids)
     if len(taskset) == 0:
         raise TasksetError(f"{config.source}: no tasks found (define module-level Task rows, "
                            "a list of them, or a Taskset)")

@@ -1,39 +1,38 @@
-"""Text comparison helpers; each returns a float in [0, 1]."""
+"""Text comparison helpers; each returns a float in [0, 1].
+
+They score exactly as HUD's: punctuation becomes a space (so ``1,234`` normalises to
+``1 234``), and ``numeric_match`` reads the first plain number (``1,234`` reads as 1).
+"""
 
 from __future__ import annotations
 
 import re
-import string
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_NUMBER = re.compile(r"[-+]?(?:\d+(?:[.,]\d+)*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
+_ARTICLES = re.compile(r"\b(a|an|the)\b", re.IGNORECASE)
+_SPACES = re.compile(r"\s+")
+_PUNCT = re.compile(r"[^\w\s]")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
-def _text(answer: Any) -> str:
-    if answer is None:
-        return ""
-    content = getattr(answer, "content", answer)
-    return content if isinstance(content, str) else str(content)
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
 
 
-def normalize(text: str) -> str:
-    """Lowercase, drop punctuation and English articles, collapse whitespace."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in string.punctuation)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
+def normalize(text: Any) -> str:
+    """Lowercase; punctuation and English articles become spaces; collapse whitespace."""
+    s = _PUNCT.sub(" ", _text(text).lower())
+    s = _ARTICLES.sub(" ", s)
+    return _SPACES.sub(" ", s).strip()
 
 
-def exact_match(answer: Any, expected: Any, *, normalize_text: bool = True) -> float:
-    a, b = _text(answer), _text(expected)
+def exact_match(answer: Any, expected: str, *, normalize_text: bool = True) -> float:
+    """1.0 if equal after :func:`normalize` (or, without it, after strip and lowercase)."""
     if normalize_text:
-        a, b = normalize(a), normalize(b)
-    else:
-        a, b = a.strip(), b.strip()
-    return 1.0 if a == b else 0.0
+        return 1.0 if normalize(answer) == normalize(expected) else 0.0
+    return 1.0 if _text(answer).strip().lower() == expected.strip().lower() else 0.0
 
 
 def contains(answer: Any, substring: str, *, case_sensitive: bool = False) -> float:
@@ -54,32 +53,26 @@ def contains_all(answer: Any, substrings: Iterable[str], *, case_sensitive: bool
 
 
 def first_number(text: str) -> float | None:
-    """The first number in ``text`` (commas as thousands separators), or ``None``."""
+    """The first plain number in ``text`` (no thousands separators), or ``None``."""
     match = _NUMBER.search(text)
-    if not match:
-        return None
-    try:
-        return float(match.group().replace(",", ""))
-    except ValueError:
-        return None
+    return float(match.group()) if match else None
 
 
-def numeric_match(answer: Any, expected: float | int | str, *, tolerance: float = 0.0) -> float:
+def numeric_match(answer: Any, expected: float, *, tolerance: float = 0.0) -> float:
+    """1.0 if the answer's first number is within ``tolerance`` of ``expected``."""
     got = first_number(_text(answer))
-    want = float(expected) if not isinstance(expected, str) else first_number(expected)
-    if got is None or want is None:
+    if got is None:
         return 0.0
-    return 1.0 if abs(got - want) <= tolerance else 0.0
+    return 1.0 if abs(got - float(expected)) <= tolerance else 0.0
 
 
-def f1_score(answer: Any, reference: Any) -> float:
-    """Token-level F1 between normalized answer and reference (SQuAD style)."""
-    pred = normalize(_text(answer)).split()
-    ref = normalize(_text(reference)).split()
-    if not pred and not ref:
-        return 1.0
-    common = Counter(pred) & Counter(ref)
-    overlap = sum(common.values())
+def f1_score(answer: Any, reference: str) -> float:
+    """Token-level F1 between normalised answer and reference (0.0 if either is empty)."""
+    pred = normalize(answer).split()
+    ref = normalize(reference).split()
+    if not pred or not ref:
+        return 0.0
+    overlap = sum((Counter(pred) & Counter(ref)).values())
     if overlap == 0:
         return 0.0
     precision, recall = overlap / len(pred), overlap / len(ref)

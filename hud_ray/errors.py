@@ -17,7 +17,8 @@ by parsing messages.
     ├── AgentError               the agent loop misbehaved (bad tool JSON, ...)
     ├── ActorLost                a Ray actor died under a rollout
     ├── RolloutTimeout           a rollout exceeded its deadline (also a TimeoutError)
-    └── RecordError              a run directory cannot be read, written or resumed
+    ├── RecordError              a run directory cannot be read, written or resumed
+    └── RunInterrupted           the run was stopped by a signal (rows so far are kept)
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ class RecordError(HudRayError):
     code = "record_error"
 
 
+class RunInterrupted(HudRayError):
+    code = "interrupted"
+
+
 __all__ = [
     "ActorLost",
     "AgentError",
@@ -105,6 +110,7 @@ __all__ = [
     "RateLimited",
     "RecordError",
     "RolloutTimeout",
+    "RunInterrupted",
     "TasksetError",
     "TemplateError",
 ]

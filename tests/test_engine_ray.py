@@ -35,7 +35,7 @@ async def test_letters_oracle_groups(ray_session, tmp_path, root):
     assert len({r["trace_id"] for r in rows}) == len(rows)
     assert json.loads(rows[0]["args"])  # args as JSON text
     assert result.summary["pass@3"] == 1.0 and result.summary["mean_reward"] == 1.0
-    manifest = json.loads((result.out_dir / "manifest.json").read_text())
+    manifest = json.loads((result.out_dir / "_manifest.json").read_text())
     assert manifest["schema_version"] == "1" and manifest["taskset_digest"]
 
 

@@ -47,7 +47,7 @@ def test_sink_parts_are_readable_mid_run(tmp_path):
     table = read_rollouts(tmp_path / "run")
     assert table.num_rows == 4 and table.schema == SCHEMA
     assert read_manifest(tmp_path / "run")["schema_version"] == SCHEMA_VERSION
-    assert (tmp_path / "run" / "summary.json").exists()
+    assert (tmp_path / "run" / "_summary.json").exists()
     assert not list((tmp_path / "run").glob("*.tmp"))
 
 

@@ -150,6 +150,7 @@ class ArrowSink:
             raise RecordError(f"{self.directory}: cannot create run directory: {exc}",
                               code="sink_write_failed") from None
         _write_json(self.directory / MANIFEST, {"schema_version": SCHEMA_VERSION, **manifest})
+        _drop_legacy(self.directory / LEGACY_MANIFEST)  # an old-layout dir, now resumed
 
     def write(self, records: Iterable[RolloutRecord]) -> None:
         self.write_rows([r.to_row() for r in records])
@@ -217,6 +218,16 @@ class ArrowSink:
         if summary is not None:
             _write_json(self.directory / SUMMARY,
                         {"finished_at": datetime.now(UTC).isoformat(), **summary})
+            _drop_legacy(self.directory / LEGACY_SUMMARY)
+
+
+def _drop_legacy(path: Path) -> None:
+    """Remove an old-layout file once its replacement is written (dataset readers choke
+    on ``*.json`` beside the parts)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("%s: could not remove the old-layout file: %s", path, exc)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

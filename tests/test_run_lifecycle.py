@@ -70,24 +70,29 @@ async def test_sink_write_failure_stops_the_run_and_keeps_rows(ray_session, tmp_
     assert len(finals(rows)) == 80 and set(finals(rows).values()) == {1}
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
-async def test_full_filesystem_stops_the_run(ray_session, tmp_path, fixtures):
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 48 KiB tmpfs: a real full filesystem a few parts into a run."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
     mnt = tmp_path / "tiny"
     mnt.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(mnt)],
                       capture_output=True).returncode != 0:
         pytest.skip("cannot mount a tmpfs here")
-    try:
-        config = EvalConfig(source=str(fixtures / "naps.py"), agent="oracle",
-                            out=str(mnt / "run"), workers=1, max_concurrent=16)
-        with pytest.raises(RecordError, match="could not be written|written after all") as info:
-            await run_eval_async(config=config)
-        assert info.value.code == "sink_write_failed"
-        assert "No space left" in str(info.value)
-        written = int(str(info.value).split("this run wrote ")[1].split()[0])
-        assert read_rollouts(mnt / "run").num_rows == written
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+async def test_full_filesystem_stops_the_run(ray_session, tiny_fs, fixtures):
+    config = EvalConfig(source=str(fixtures / "naps.py"), agent="oracle",
+                        out=str(tiny_fs / "run"), workers=1, max_concurrent=16)
+    with pytest.raises(RecordError, match=r"could not be written|written after all") as info:
+        await run_eval_async(config=config)
+    assert info.value.code == "sink_write_failed"
+    assert "No space left" in str(info.value)
+    written = int(str(info.value).split("this run wrote ")[1].split()[0])
+    assert read_rollouts(tiny_fs / "run").num_rows == written
 
 
 def slow_thinker(req: ProviderRequest) -> Reply:
@@ -104,8 +109,7 @@ async def test_agent_timeout_keeps_steps_and_usage(ray_session, tmp_path, root):
                             agent_config={"think_tool": True, "timeout_seconds": 1.5,
                                           "max_steps": 100})
         result = await run_eval_async(config=config)
-        calls = sum(v for k, v in provider.stats.items() if k.endswith(":ok")) \
-            if any(k.endswith(":ok") for k in provider.stats) else None
+        answered = provider.stats["chat:200"]
     [row] = read_rollouts(result.out_dir).to_pylist()
     assert row["status"] == "timeout" and row["error_type"] == "agent_timeout"
     assert not row["reward_valid"] and row["reward"] is None  # never a disguised score
@@ -116,8 +120,8 @@ async def test_agent_timeout_keeps_steps_and_usage(ray_session, tmp_path, root):
     assert sum(s["role"] == "assistant" for s in steps) == row["num_steps"]
     assert any(s["role"] == "tool" and s["content"] == "noted" for s in steps)
     assert len(row["call_latencies"]) == row["model_calls"]
-    if calls is not None:
-        assert calls >= row["model_calls"]
+    assert answered >= row["model_calls"]  # every answered call is in the row (the last
+    assert answered <= row["model_calls"] + 1  # may have been cut off by the timeout)
     assert result.summary["all_failed"]
 
 

@@ -151,7 +151,9 @@ class Driver:
             return manifest["run_id"], out, ResumeState.scan(out)
         run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         out = Path(cfg.out) if cfg.out else Path("runs") / run_id
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if out.exists() and not out.is_dir():
+            raise RecordError(f"{out}: exists and is not a directory (pick another --out)")
+        if out.exists() and any(out.iterdir()):
             raise RecordError(f"{out}: directory is not empty (use --resume {out} to continue "
                               "that run, or pick another --out)")
         return run_id, out, None
@@ -241,7 +243,7 @@ class Driver:
                 sink_error = exc
             finally:
                 try:
-                    self._final_flush(sink, out, sink_error)
+                    self._final_flush(sink, out, sink_error, resumable=resume is not None)
                 finally:
                     await self._shutdown()
         if self._terminated:
@@ -280,7 +282,8 @@ class Driver:
             loop.remove_signal_handler(signal.SIGTERM)
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
-    def _final_flush(self, sink: ArrowSink, out: Path, cause: RecordError | None) -> None:
+    def _final_flush(self, sink: ArrowSink, out: Path, cause: RecordError | None, *,
+                     resumable: bool) -> None:
         """Write what is still buffered; after a failed write, stop the run loudly."""
         try:
             sink.flush()
@@ -291,9 +294,11 @@ class Driver:
         lost = sink.pending
         detail = (f"{lost} finished rows could not be written" if lost else
                   "every finished row was written after all")
+        after = (f"unfinished rollouts rerun with --resume {out}"
+                 if resumable or sink.rows_written else "nothing to resume: start it again")
         raise RecordError(f"{out}: writing rows failed, run stopped ({cause}); this run wrote "
-                          f"{sink.rows_written} rows, {detail}; unfinished rollouts rerun with "
-                          f"--resume {out}", code="sink_write_failed") from cause
+                          f"{sink.rows_written} rows, {detail}; {after}",
+                          code="sink_write_failed") from cause
 
     async def _schedule(self, run_id: str, taskset: Taskset, specs: Iterator[RolloutSpec],
                         sink: ArrowSink, progress: Progress) -> None:

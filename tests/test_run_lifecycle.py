@@ -101,17 +101,21 @@ def slow_thinker(req: ProviderRequest) -> Reply:
                  latency=0.2)
 
 
-async def test_agent_timeout_keeps_steps_and_usage(ray_session, tmp_path, root):
+@pytest.mark.parametrize("which", ["agent_timeout", "rollout_timeout"])
+async def test_timeout_keeps_steps_and_usage(ray_session, tmp_path, root, which):
+    budget = {"agent_config": {"think_tool": True, "max_steps": 100, "timeout_seconds": 4.0}}
+    if which == "rollout_timeout":
+        budget = {"agent_config": {"think_tool": True, "max_steps": 100},
+                  "rollout_timeout": 4.0}
     with FakeProvider(slow_thinker) as provider:
         config = EvalConfig(source=str(root / "tasksets/letters.py"), agent="openai_compatible",
                             base_url=provider.base_url, model="fake-model",
                             task_ids=["count_letter-8dec4244"], out=str(tmp_path / "run"),
-                            agent_config={"think_tool": True, "timeout_seconds": 1.5,
-                                          "max_steps": 100})
+                            **budget)
         result = await run_eval_async(config=config)
         answered = provider.stats["chat:200"]
     [row] = read_rollouts(result.out_dir).to_pylist()
-    assert row["status"] == "timeout" and row["error_type"] == "agent_timeout"
+    assert row["status"] == "timeout" and row["error_type"] == which
     assert not row["reward_valid"] and row["reward"] is None  # never a disguised score
     assert row["stop_reason"] == "timeout" and row["final"]
     assert row["num_steps"] >= 3 and row["model_calls"] >= 3
@@ -133,18 +137,19 @@ def naps_rows(tmp_path: Path, fixtures: Path, tasks) -> Path:
 
 async def test_silence_timer_resets_while_rows_stream(ray_session, tmp_path, fixtures):
     tpl = Taskset.from_file(fixtures / "naps.py").environments["naps"].templates
-    ticks = [tpl["nap"](i=i, seconds=0.2 * i) for i in range(1, 10)]  # rows up to 1.8 s
-    src = naps_rows(tmp_path, fixtures, [*ticks, tpl["sticky"](cleanup=2.0)])
+    ticks = [tpl["nap"](i=i, seconds=0.2 * i) for i in range(1, 15)]  # rows up to 2.8 s
+    src = naps_rows(tmp_path, fixtures, [*ticks, tpl["sticky"](cleanup=3.0)])
     config = EvalConfig(source=str(src), env_source=str(fixtures / "naps.py"), agent="oracle",
-                        out=str(tmp_path / "run"), rollout_timeout=2.0, workers=1,
+                        out=str(tmp_path / "run"), rollout_timeout=3.0, workers=1,
                         max_concurrent=32)
-    # Total 4 s > rollout_timeout + grace (3 s), but never 3 s without a row.
-    result = await Driver(config, wedge_grace_s=1.0).run()
+    # The stream lasts 6 s > rollout_timeout + grace (4.5 s), but is never silent for
+    # more than 3.2 s: the sticky row comes 3.2 s after the last tick.
+    result = await Driver(config, wedge_grace_s=1.5).run()
     rows = {r["template_id"] + str(r["sample_index"]) + r["slug"]: r
             for r in read_rollouts(result.out_dir).to_pylist()}
     sticky = [r for r in rows.values() if r["template_id"] == "sticky"]
     assert len(sticky) == 1 and sticky[0]["error_type"] == "rollout_timeout", sticky
-    assert sum(r["status"] == "ok" for r in rows.values()) == 9
+    assert sum(r["status"] == "ok" for r in rows.values()) == 14
 
 
 async def test_silent_actor_is_still_a_wedge(ray_session, tmp_path, fixtures):

@@ -199,9 +199,13 @@ class Driver:
         try:
             sink.open(self._manifest(run_id, taskset, resume))
             return await self._run(run_id, out, taskset, resume, sink)
-        except BaseException:
+        except BaseException as exc:
             if resume is None and sink.rows_written == 0:
                 _remove_failed_start(out, created_dir)
+            if self._terminated and isinstance(exc, asyncio.CancelledError):
+                # SIGTERM landed while the run was already winding down
+                raise RunInterrupted(f"run terminated by SIGTERM; rows written so far are "
+                                     f"in {out}") from None
             raise
 
     async def _run(self, run_id: str, out: Path, taskset: Taskset,

@@ -18,7 +18,8 @@ by parsing messages.
     ├── ActorLost                a Ray actor died under a rollout
     ├── LimiterLost              the shared rate limiter actor is gone (infra, retryable)
     ├── RolloutTimeout           a rollout exceeded its deadline (also a TimeoutError)
-    └── RecordError              a run directory cannot be read, written or resumed
+    ├── RecordError              a run directory cannot be read, written or resumed
+    └── RunInterrupted           the run was stopped by a signal (rows so far are kept)
 """
 
 from __future__ import annotations
@@ -103,6 +104,10 @@ class RecordError(HudRayError):
     code = "record_error"
 
 
+class RunInterrupted(HudRayError):
+    code = "interrupted"
+
+
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 _FRAME = re.compile(r'^\s*File "[^"]*", line \d+')
 
@@ -141,6 +146,7 @@ __all__ = [
     "RateLimited",
     "RecordError",
     "RolloutTimeout",
+    "RunInterrupted",
     "TasksetError",
     "TemplateError",
 ]

@@ -1,13 +1,20 @@
 """Streaming Arrow writer for a run directory, reading it back, and resume.
 
-A run directory holds ``manifest.json`` (config, taskset digest, schema version),
+A run directory holds ``_manifest.json`` (config, taskset digest, schema version),
 ``rollouts-NNNNNN.arrow`` parts (Arrow IPC files, each complete and readable the
-moment it appears: written to a temp name, then renamed), and ``summary.json`` once
-the run ends. Rows are flushed every ``flush_rows`` rows or ``flush_seconds``.
+moment it appears: written to a hidden temp name, then renamed), and ``_summary.json``
+once the run ends. Names starting with ``_`` or ``.`` are skipped by dataset readers,
+so ``pyarrow.dataset.dataset(run_dir, format="arrow")`` opens the parts alone. Run
+directories from before that layout (``manifest.json``, ``summary.json``) still read.
+
+Rows are flushed every ``flush_rows`` rows or ``flush_seconds``. A write that fails
+keeps its rows buffered and raises a :class:`RecordError` (``sink_write_failed``):
+rows are never dropped silently.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -25,8 +32,10 @@ from hud_ray.records import SCHEMA, SCHEMA_VERSION, RolloutRecord
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-SUMMARY = "summary.json"
+MANIFEST = "_manifest.json"
+SUMMARY = "_summary.json"
+LEGACY_MANIFEST = "manifest.json"
+LEGACY_SUMMARY = "summary.json"
 PART_GLOB = "rollouts-*.arrow"
 
 
@@ -51,14 +60,40 @@ def read_rollouts(directory: str | os.PathLike[str]) -> pa.Table:
     return pa.concat_tables(tables, promote_options="none")
 
 
+def manifest_path(directory: str | os.PathLike[str]) -> Path | None:
+    """The run directory's manifest file (current or legacy name), if any."""
+    for name in (MANIFEST, LEGACY_MANIFEST):
+        path = Path(directory) / name
+        if path.is_file():
+            return path
+    return None
+
+
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    path = Path(directory) / MANIFEST
+    path = manifest_path(directory)
+    if path is None:
+        raise RecordError(f"{directory}: no {MANIFEST}; not a hud-ray run directory")
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RecordError(f"{path.parent}: no {MANIFEST}; not a hud-ray run directory") from None
+        data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise RecordError(f"{path}: corrupt manifest: {exc}") from None
+    except OSError as exc:
+        raise RecordError(f"{path}: unreadable manifest: {exc}") from None
+    if not isinstance(data, dict):
+        raise RecordError(f"{path}: corrupt manifest: not a JSON object")
+    return data
+
+
+def read_summary(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The summary a finished run wrote (current or legacy name), or None."""
+    for name in (SUMMARY, LEGACY_SUMMARY):
+        path = Path(directory) / name
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise RecordError(f"{path}: unreadable summary: {exc}") from None
+    return None
 
 
 class ResumeState:
@@ -82,7 +117,13 @@ class ResumeState:
 
 
 class ArrowSink:
-    """Buffers records and writes them as complete Arrow IPC part files."""
+    """Buffers records and writes them as complete Arrow IPC part files.
+
+    :meth:`flush` writes in the calling thread; :meth:`flush_async` writes in a worker
+    thread so the event loop keeps serving (one write at a time, in buffer order).
+    Either way a failed write leaves its rows in the buffer and raises
+    :class:`RecordError` with ``code="sink_write_failed"``.
+    """
 
     def __init__(self, directory: str | os.PathLike[str], *, flush_rows: int = 2000,
                  flush_seconds: float = 2.0) -> None:
@@ -91,53 +132,112 @@ class ArrowSink:
         self.flush_seconds = flush_seconds
         self._buffer: list[dict[str, Any]] = []
         self._last_flush = time.monotonic()
+        self._lock = asyncio.Lock()
         self.rows_written = 0
         self.bytes_written = 0
-        existing = _parts(self.directory) if self.directory.exists() else []
+        existing = _parts(self.directory) if self.directory.is_dir() else []
         self._seq = (int(existing[-1].stem.split("-")[1]) + 1) if existing else 0
 
+    @property
+    def pending(self) -> int:
+        """Rows accepted but not yet on disk."""
+        return len(self._buffer)
+
     def open(self, manifest: dict[str, Any]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        manifest = {"schema_version": SCHEMA_VERSION, **manifest}
-        _write_json(self.directory / MANIFEST, manifest)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RecordError(f"{self.directory}: cannot create run directory: {exc}",
+                              code="sink_write_failed") from None
+        _write_json(self.directory / MANIFEST, {"schema_version": SCHEMA_VERSION, **manifest})
+        _drop_legacy(self.directory / LEGACY_MANIFEST)  # an old-layout dir, now resumed
 
     def write(self, records: Iterable[RolloutRecord]) -> None:
         self.write_rows([r.to_row() for r in records])
 
     def write_rows(self, rows: list[dict[str, Any]]) -> None:
-        """Buffer rows already in column form (``RolloutRecord.to_row()``)."""
-        self._buffer.extend(rows)
-        if len(self._buffer) >= self.flush_rows or (
-                self._buffer and time.monotonic() - self._last_flush >= self.flush_seconds):
+        """Buffer rows (``RolloutRecord.to_row()`` form) and flush here when one is due."""
+        self.add(rows)
+        if self.due():
             self.flush()
 
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        """Buffer rows without writing (the caller flushes, e.g. with :meth:`flush_async`)."""
+        self._buffer.extend(rows)
+
+    def due(self) -> bool:
+        return len(self._buffer) >= self.flush_rows or (
+            bool(self._buffer) and time.monotonic() - self._last_flush >= self.flush_seconds)
+
     def maybe_flush(self) -> None:
-        if self._buffer and time.monotonic() - self._last_flush >= self.flush_seconds:
+        if self.due():
             self.flush()
 
     def flush(self) -> None:
+        """Write every buffered row as one part, in this thread."""
         self._last_flush = time.monotonic()
-        if not self._buffer:
-            return
-        rows, self._buffer = self._buffer, []
-        table = pa.Table.from_pylist(rows, schema=SCHEMA)
-        final = self.directory / f"rollouts-{self._seq:06d}.arrow"
-        tmp = final.with_suffix(".arrow.tmp")
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, SCHEMA) as writer:
-            writer.write_table(table)
-        os.replace(tmp, final)
+        n = len(self._buffer)
+        if n:
+            self._commit(n, self._write_part(self._buffer[:n], self._seq))
+
+    async def flush_async(self) -> None:
+        """Write every buffered row as one part, in a worker thread."""
+        async with self._lock:
+            self._last_flush = time.monotonic()
+            n = len(self._buffer)
+            if n:
+                size = await asyncio.to_thread(self._write_part, self._buffer[:n], self._seq)
+                self._commit(n, size)
+
+    def _commit(self, n: int, size: int) -> None:
+        del self._buffer[:n]
         self._seq += 1
-        self.rows_written += table.num_rows
-        self.bytes_written += final.stat().st_size
+        self.rows_written += n
+        self.bytes_written += size
+
+    def _write_part(self, rows: list[dict[str, Any]], seq: int) -> int:
+        """Write ``rows`` as part ``seq`` (temp name, then rename); returns its size."""
+        final = self.directory / f"rollouts-{seq:06d}.arrow"
+        tmp = self.directory / f".{final.name}.tmp"
+        try:
+            table = pa.Table.from_pylist(rows, schema=SCHEMA)
+            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, SCHEMA) as writer:
+                writer.write_table(table)
+            os.replace(tmp, final)
+            return final.stat().st_size
+        except (OSError, pa.ArrowException) as exc:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            raise RecordError(f"{final}: writing {len(rows)} rows failed: {exc}",
+                              code="sink_write_failed") from exc
 
     def close(self, summary: dict[str, Any] | None = None) -> None:
         self.flush()
         if summary is not None:
             _write_json(self.directory / SUMMARY,
                         {"finished_at": datetime.now(UTC).isoformat(), **summary})
+            _drop_legacy(self.directory / LEGACY_SUMMARY)
+
+
+def _drop_legacy(path: Path) -> None:
+    """Remove an old-layout file once its replacement is written (dataset readers choke
+    on ``*.json`` beside the parts)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("%s: could not remove the old-layout file: %s", path, exc)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise RecordError(f"{path}: write failed: {exc}", code="sink_write_failed") from exc

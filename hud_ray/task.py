@@ -25,10 +25,15 @@ if TYPE_CHECKING:
     from hud_ray.env import Environment
 
 
+def canonical_args_json(args: dict[str, Any] | None) -> str:
+    """Task args as canonical JSON text (sorted keys): what slugs hash and rows store."""
+    return json.dumps(args or {}, sort_keys=True, default=str)
+
+
 def default_slug(task_id: str, args: dict[str, Any] | None) -> str:
     if not args:
         return task_id
-    digest = hashlib.sha1(json.dumps(args, sort_keys=True, default=str).encode())
+    digest = hashlib.sha1(canonical_args_json(args).encode())
     return f"{task_id}-{digest.hexdigest()[:8]}"
 
 

@@ -85,6 +85,9 @@ class AgentContext:
     config: AgentConfig
     task_slug: str = ""
     solve: Callable[[], Awaitable[Any]] | None = None
+    #: The result a harness is filling in, set by the harness as it starts, so a
+    #: timed-out or cancelled agent phase still records the steps and usage so far.
+    partial: AgentResult | None = None
 
     @property
     def capabilities(self) -> list[Capability]:

@@ -50,7 +50,7 @@ def test_eval_with_config_file_and_json(fixtures, tmp_path, root):
     summary = json.loads(proc.stdout)
     assert summary["rollouts"] == 6 and summary["mean_reward"] == 0.0
     assert summary["group_size"] == 2
-    on_disk = json.loads((tmp_path / "out" / "summary.json").read_text())
+    on_disk = json.loads((tmp_path / "out" / "_summary.json").read_text())
     assert on_disk["rollouts"] == 6
 
 

@@ -35,7 +35,7 @@ async def test_letters_oracle_groups(ray_session, tmp_path, root):
     assert len({r["trace_id"] for r in rows}) == len(rows)
     assert json.loads(rows[0]["args"])  # args as JSON text
     assert result.summary["pass@3"] == 1.0 and result.summary["mean_reward"] == 1.0
-    manifest = json.loads((result.out_dir / "manifest.json").read_text())
+    manifest = json.loads((result.out_dir / "_manifest.json").read_text())
     assert manifest["schema_version"] == "1" and manifest["taskset_digest"]
 
 
@@ -148,3 +148,25 @@ async def test_resume_runs_only_missing_keys(ray_session, tmp_path, root):
     after = read_rollouts(again.out_dir).to_pylist()
     assert len(after) == len(rows)
     assert Counter(r["rollout_key"] for r in after) == Counter(r["rollout_key"] for r in rows)
+
+
+async def test_resume_an_old_layout_run_dir(ray_session, tmp_path, root):
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    src = root / "tasksets/letters.py"
+    first, rows = await run(tmp_path, src)
+    out = first.out_dir
+    (out / "_manifest.json").rename(out / "manifest.json")  # a run dir from before 0.2
+    (out / "_summary.json").rename(out / "summary.json")
+    table = read_rollouts(out).slice(0, 5)
+    for part in out.glob("rollouts-*.arrow"):
+        part.unlink()
+    with pa.OSFile(str(out / "rollouts-000000.arrow"), "wb") as f, \
+            pa.ipc.new_file(f, table.schema) as w:
+        w.write_table(table)
+    again = await run_eval_async(resume=str(out))  # config from the old manifest
+    after = read_rollouts(out).to_pylist()
+    assert again.run_id == first.run_id and len(after) == len(rows)
+    assert Counter(r["rollout_key"] for r in after) == Counter(r["rollout_key"] for r in rows)
+    assert ds.dataset(str(out), format="arrow").count_rows() == len(rows)

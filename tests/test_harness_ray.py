@@ -104,7 +104,7 @@ def test_api_key_never_written(tmp_path, root):
              "openai_compatible", "--base-url", p.base_url, "--model", "m",
              "-t", "count_letter-8dec4244", "--out", str(tmp_path / "run")],
             capture_output=True, text=True, timeout=180, env=env)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # every rollout failed -> exit 1
     assert key not in proc.stdout + proc.stderr
     rows = read_rollouts(tmp_path / "run").to_pylist()
     assert rows[0]["status"] == "infra_error" and "***" in rows[0]["error_message"]

@@ -47,7 +47,7 @@ def test_sink_parts_are_readable_mid_run(tmp_path):
     table = read_rollouts(tmp_path / "run")
     assert table.num_rows == 4 and table.schema == SCHEMA
     assert read_manifest(tmp_path / "run")["schema_version"] == SCHEMA_VERSION
-    assert (tmp_path / "run" / "summary.json").exists()
+    assert (tmp_path / "run" / "_summary.json").exists()
     assert not list((tmp_path / "run").glob("*.tmp"))
 
 
@@ -82,3 +82,93 @@ def test_unreadable_dirs_are_record_errors(tmp_path):
 def test_empty_dir_reads_as_empty_table(tmp_path):
     assert read_rollouts(tmp_path).schema == SCHEMA
     assert isinstance(read_rollouts(tmp_path), pa.Table)
+
+
+def test_run_dir_opens_with_plain_pyarrow_dataset(tmp_path):
+    import pyarrow.dataset as ds
+
+    sink = ArrowSink(tmp_path, flush_rows=3)
+    sink.open({"run_id": "r"})
+    sink.write([record(i) for i in range(7)])
+    (tmp_path / ".rollouts-000009.arrow.tmp").write_bytes(b"half a part")  # a write under way
+    sink.close({"rollouts": 7})
+    for fmt in ("arrow", "ipc"):
+        table = ds.dataset(str(tmp_path), format=fmt).to_table()
+        assert table.num_rows == 7 and set(table["trace_id"].to_pylist()) == {
+            f"t{i}" for i in range(7)}
+    assert (tmp_path / "_manifest.json").exists() and (tmp_path / "_summary.json").exists()
+
+
+def test_old_layout_dir_reads_and_migrates_on_resume(tmp_path):
+    import pyarrow.dataset as ds
+
+    from hud_ray.sink import read_summary
+
+    sink = ArrowSink(tmp_path)
+    sink.open({"run_id": "old"})
+    sink.write([record(0), record(1, final=False, status="cancelled", reward=None,
+                                   reward_valid=False)])
+    sink.close({"rollouts": 1})
+    (tmp_path / "_manifest.json").rename(tmp_path / "manifest.json")
+    (tmp_path / "_summary.json").rename(tmp_path / "summary.json")
+    assert read_manifest(tmp_path)["run_id"] == "old"
+    assert read_summary(tmp_path)["rollouts"] == 1
+    assert ResumeState.scan(tmp_path).done == {"s#0"}
+    again = ArrowSink(tmp_path)
+    again.open({"run_id": "old"})
+    again.write([record(1, trace_id="t1b", attempt=1)])
+    again.close({"rollouts": 2})
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("rollouts")) == [
+        "_manifest.json", "_summary.json"]
+    assert ds.dataset(str(tmp_path), format="arrow").count_rows() == 3
+
+
+def test_failed_write_keeps_rows_and_raises(tmp_path):
+    run = tmp_path / "run"
+    sink = ArrowSink(run, flush_rows=1000)
+    sink.open({"run_id": "r"})
+    sink.write([record(i) for i in range(3)])
+    run.rename(tmp_path / "away")
+    run.write_text("in the way")
+    with pytest.raises(RecordError, match="writing 3 rows failed") as info:
+        sink.flush()
+    assert info.value.code == "sink_write_failed" and sink.pending == 3
+    sink.write([record(3)])
+    run.unlink()
+    (tmp_path / "away").rename(run)
+    sink.close()
+    assert read_rollouts(run)["trace_id"].to_pylist() == ["t0", "t1", "t2", "t3"]  # in order
+    assert sink.pending == 0 and sink.rows_written == 4
+
+
+async def test_flush_async_keeps_the_event_loop_running(tmp_path):
+    import asyncio
+
+    sink = ArrowSink(tmp_path, flush_rows=10**9)
+    sink.open({"run_id": "r"})
+    rows = [record(i, steps="x" * 2000).to_row() for i in range(20_000)]
+    sink.add(rows)
+    ticks = 0
+    stop = False
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not stop:
+            ticks += 1
+            await asyncio.sleep(0.001)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0.01)
+    before = ticks
+    await sink.flush_async()
+    during = ticks - before
+    stop = True
+    await task
+    assert read_rollouts(tmp_path).num_rows == 20_000 and sink.pending == 0
+    assert during >= 5, f"event loop stalled during the part write ({during} ticks)"
+    # a failed async write keeps the rows too
+    sink.add(rows[:2])
+    (tmp_path / "rollouts-000001.arrow").mkdir()  # the next part's name is taken
+    with pytest.raises(RecordError):
+        await sink.flush_async()
+    assert sink.pending == 2

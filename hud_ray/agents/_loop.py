@@ -146,6 +146,7 @@ class ModelAgent(Agent):
         model = await call_with_retries(self._resolve_model, self.retry, what="model lookup")
         result = AgentResult(answer=None, model=model,
                              usage={"prompt_tokens": 0, "completion_tokens": 0, "calls": 0})
+        ctx.partial = result  # the worker records it if the agent phase is cut short
         tools, cleanup = await tools_for(ctx.capabilities, config)
         client = self.lease_client()
         try:

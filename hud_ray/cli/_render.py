@@ -56,7 +56,7 @@ def render_summary(summary: dict[str, Any], *, max_rows: int = 40) -> str:
         lines.append(f"{t['slug'][:name_w]:<{name_w}}  {t['rollouts']:>4}  "
                      f"{_fmt(t['mean_reward']):>7}  {_fmt(t['pass_at_k'], 2):>7}  {errors}")
     if len(tasks) > max_rows:
-        lines.append(f"... {len(tasks) - max_rows} more tasks (see summary.json)")
+        lines.append(f"... {len(tasks) - max_rows} more tasks (see _summary.json)")
     lines.append("-" * len(lines[0]))
     status = ", ".join(f"{s}={c}" for s, c in sorted(summary["status"].items()))
     lines.append(f"rollouts {summary['rollouts']}  valid {summary['valid']}  "

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from hud_ray.cli._options import config_option, handle_errors
-from hud_ray.cli._render import ProgressLine, render_summary
+from hud_ray.cli._render import ProgressLine, echo_err, render_summary
 from hud_ray.engine import EvalConfig, run_eval_async
 from hud_ray.errors import ConfigError
 
@@ -20,7 +22,7 @@ def _split_ids(values: tuple[str, ...]) -> list[str] | None:
 
 
 @click.command("eval")
-@click.argument("source", type=click.Path())
+@click.argument("source", type=click.Path(), required=False)
 @click.argument("agent", required=False)
 @config_option
 @click.option("--model", "-m", envvar="HUD_RAY_MODEL", help="Model id for model harnesses.")
@@ -54,15 +56,25 @@ def _split_ids(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--json", "as_json", is_flag=True, envvar="HUD_RAY_JSON",
               help="Print the summary as JSON on stdout; no progress bar.")
 @handle_errors
-def eval_command(source: str, agent: str | None, config_values: dict[str, Any],
+def eval_command(source: str | None, agent: str | None, config_values: dict[str, Any],
                  model: str | None, base_url: str | None, gateway: bool, group_size: int,
                  max_concurrent: int, task_ids: tuple[str, ...], env_source: str | None,
                  out: str | None, resume: str | None, address: str | None, max_retries: int,
                  rollout_timeout: float | None, workers: int | None, as_json: bool) -> None:
-    """Run AGENT over the tasks in SOURCE (a tasks.py, a folder, or .json/.jsonl rows)."""
+    """Run AGENT over the tasks in SOURCE (a tasks.py, a folder, or .json/.jsonl rows).
+
+    ``--resume DIR`` alone continues that run with its stored settings."""
     ctx = click.get_current_context()
     defaults = ctx.default_map or {}
     agent = agent or defaults.get("agent")
+    progress = None if as_json else ProgressLine()
+    if resume:
+        result = asyncio.run(run_eval_async(resume=resume, on_progress=progress,
+                                            **_given(ctx, source, agent)))
+        _finish(result, as_json)
+        return
+    if not source:
+        raise ConfigError("missing SOURCE (a tasks.py, a folder, or .json/.jsonl rows)")
     if not agent:
         raise ConfigError("missing AGENT (e.g. oracle, nop, claude, openai, openai_compatible)")
     extra = {k: v for k, v in defaults.items() if k in _EXTRA_KEYS}
@@ -80,12 +92,36 @@ def eval_command(source: str, agent: str | None, config_values: dict[str, Any],
             rollout_timeout=rollout_timeout, workers=workers, **extra)
     except ValueError as exc:
         raise ConfigError(str(exc).splitlines()[0] + ": " + str(exc).splitlines()[-1]) from None
-    progress = None if as_json else ProgressLine()
     result = asyncio.run(run_eval_async(config=config, on_progress=progress))
+    _finish(result, as_json)
+
+
+def _finish(result: Any, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.summary, indent=2, default=str))
     else:
         click.echo(render_summary(result.summary))
+    if result.all_failed:
+        echo_err(f"every rollout failed (rows in {result.out_dir})")
+        sys.exit(1)
+
+
+def _given(ctx: click.Context, source: str | None, agent: str | None) -> dict[str, Any]:
+    """The options the user actually gave (not defaults), as run_eval keywords."""
+    given: dict[str, Any] = {"source": source, "agent": agent}
+    for name, value in ctx.params.items():
+        if name in ("source", "agent", "as_json", "resume"):
+            continue
+        if ctx.get_parameter_source(name) in (None, ParameterSource.DEFAULT):
+            continue
+        if name == "config_values":
+            given["agent_config"] = value
+        elif name == "task_ids":
+            given["task_ids"] = _split_ids((value,) if isinstance(value, str) else value)
+        else:
+            given[name] = value
+    given.update({k: v for k, v in (ctx.default_map or {}).items() if k in _EXTRA_KEYS})
+    return {k: v for k, v in given.items() if v is not None}
 
 
 _OPTION_KEYS = ("agent", "model", "base_url", "gateway", "group_size", "max_concurrent",

@@ -10,8 +10,11 @@ a typed failure if its actor died, wedged, or the run was cancelled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
+import threading
 import time
 import uuid
 from collections import deque
@@ -21,13 +24,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hud_ray.engine._placement import spawn_harness
 from hud_ray.engine.config import EvalConfig
 from hud_ray.engine.plan import RolloutSpec, count_plan, iter_plan
+from hud_ray.engine.resume import resume_config
 from hud_ray.engine.summary import summarize
-from hud_ray.errors import ConfigError, RecordError, TasksetError
+from hud_ray.errors import ConfigError, RecordError, RunInterrupted, TasksetError
 from hud_ray.records import RolloutRecord
-from hud_ray.sink import ArrowSink, ResumeState, read_manifest, read_rollouts
-from hud_ray.task import Taskset
+from hud_ray.sink import MANIFEST, SUMMARY, ArrowSink, ResumeState, read_manifest, read_rollouts
+from hud_ray.task import Taskset, canonical_args_json
+from hud_ray.types import Status
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +74,11 @@ class EvalResult:
     out_dir: Path
     summary: dict[str, Any]
 
+    @property
+    def all_failed(self) -> bool:
+        """True when the run has rollouts and not one of them finished ``ok``."""
+        return bool(self.summary.get("all_failed"))
+
     def table(self) -> Any:
         return read_rollouts(self.out_dir)
 
@@ -101,20 +112,32 @@ def _ensure_ray(address: str | None) -> bool:
 
 
 class Driver:
-    """Runs one :class:`EvalConfig` to completion on Ray."""
+    """Runs one :class:`EvalConfig` to completion on Ray.
+
+    ``wedge_grace_s``: how long a harness stream may stay silent past the rollout
+    timeout before its actor counts as wedged (killed, its rollouts become rows).
+    """
 
     def __init__(self, config: EvalConfig, *,
-                 on_progress: Callable[[Progress], None] | None = None) -> None:
+                 on_progress: Callable[[Progress], None] | None = None,
+                 wedge_grace_s: float = WEDGE_GRACE_S) -> None:
         self.config = config
         self.on_progress = on_progress
+        self.wedge_grace_s = wedge_grace_s
         self._actors: list[Any] = []
         self._load: dict[int, int] = {}
+        self._stopping = False
+        self._terminated = False
+        self._fatal: BaseException | None = None
 
     # ---- setup --------------------------------------------------------------------------
     def _prepare_dir(self, taskset: Taskset) -> tuple[str, Path, ResumeState | None]:
         cfg = self.config
         if cfg.resume:
             out = Path(cfg.resume)
+            if cfg.out and Path(cfg.out).resolve() != out.resolve():
+                raise ConfigError(f"--out {cfg.out} differs from --resume {out} (a resumed run "
+                                  "writes to its own directory)")
             manifest = read_manifest(out)
             old = manifest.get("config", {})
             if manifest.get("config_digest") != cfg.digest():
@@ -128,21 +151,33 @@ class Driver:
             return manifest["run_id"], out, ResumeState.scan(out)
         run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         out = Path(cfg.out) if cfg.out else Path("runs") / run_id
+        if out.exists() and not out.is_dir():
+            raise RecordError(f"{out}: exists and is not a directory (pick another --out)")
         if out.exists() and any(out.iterdir()):
             raise RecordError(f"{out}: directory is not empty (use --resume {out} to continue "
                               "that run, or pick another --out)")
         return run_id, out, None
 
-    def _spawn(self, run_id: str, taskset: Taskset, index: int) -> Any:
-        from actors.harness import HarnessActor
-
+    def _manifest(self, run_id: str, taskset: Taskset, resume: ResumeState | None
+                  ) -> dict[str, Any]:
         cfg = self.config
-        options: dict[str, Any] = {}
-        if cfg.harness_resources:
-            options["resources"] = dict(cfg.harness_resources)
+        stored = cfg.model_dump(mode="json")
+        # Absolute paths, so `--resume DIR` alone works from another directory.
+        for key in ("source", "env_source"):
+            if stored.get(key) and Path(stored[key]).exists():
+                stored[key] = str(Path(stored[key]).resolve())
+        stored["resume"] = stored["out"] = None
+        return {"run_id": run_id, "config": stored, "config_digest": cfg.digest(),
+                "taskset": taskset.name, "taskset_digest": taskset.digest(),
+                "tasks": len(taskset), "created_at": datetime.now(UTC).isoformat(),
+                "resumed_from_rows": resume.rows if resume else 0}
+
+    def _spawn(self, run_id: str, taskset: Taskset, index: int) -> Any:
+        cfg = self.config
         sandbox_options = {"resources": dict(cfg.sandbox_resources)} \
             if cfg.sandbox_resources else None
-        return HarnessActor.options(**options).remote(
+        return spawn_harness(
+            resources=cfg.harness_resources,
             run_id=run_id, sources=taskset.sources,
             tasks=[t.model_dump(mode="json") for t in taskset],
             agent=cfg.agent_spec().model_dump(mode="json"),
@@ -152,8 +187,6 @@ class Driver:
 
     # ---- run ---------------------------------------------------------------------------
     async def run(self) -> EvalResult:
-        import ray
-
         cfg = self.config
         taskset = load_taskset(cfg)
         cfg.agent_spec()  # validate agent config early
@@ -161,34 +194,65 @@ class Driver:
 
         agent_class(cfg.agent)  # unknown agent -> ConfigError before anything starts
         run_id, out, resume = self._prepare_dir(taskset)
+        created_dir = not out.exists()
+        sink = ArrowSink(out)
+        try:
+            sink.open(self._manifest(run_id, taskset, resume))
+            return await self._run(run_id, out, taskset, resume, sink)
+        except BaseException as exc:
+            if resume is None and sink.rows_written == 0:
+                _remove_failed_start(out, created_dir)
+            if self._terminated and isinstance(exc, asyncio.CancelledError):
+                # SIGTERM landed while the run was already winding down
+                raise RunInterrupted(f"run terminated by SIGTERM; rows written so far are "
+                                     f"in {out}") from None
+            raise
+
+    async def _run(self, run_id: str, out: Path, taskset: Taskset,
+                   resume: ResumeState | None, sink: ArrowSink) -> EvalResult:
+        import ray
+
+        cfg = self.config
         done = resume.done if resume else frozenset()
         total = count_plan(taskset, cfg.group_size, done)
         specs = iter_plan(taskset, cfg.group_size, run_id, done=done,
                           attempts=resume.attempts if resume else None)
-        sink = ArrowSink(out)
-        sink.open({"run_id": run_id, "config": cfg.model_dump(mode="json"),
-                   "config_digest": cfg.digest(), "taskset": taskset.name,
-                   "taskset_digest": taskset.digest(), "tasks": len(taskset),
-                   "created_at": datetime.now(UTC).isoformat(),
-                   "resumed_from_rows": resume.rows if resume else 0})
-        _ensure_ray(cfg.address)
+        started = time.monotonic()
+        try:
+            _ensure_ray(cfg.address)
+        except Exception as exc:  # ray.init raises plain ConnectionError/RuntimeError/...
+            raise ConfigError(f"cannot start or reach Ray: {_root_cause(exc)}") from None
         n_workers = cfg.workers or max(1, min(4, os.cpu_count() or 1))
         progress = Progress(total=total)
-        started = time.monotonic()
         ready_at = started
-        try:
-            if total:
-                self._actors = [self._spawn(run_id, taskset, i) for i in range(n_workers)]
+        sink_error: RecordError | None = None
+        with self._sigterm_cancels():
+            try:
+                if total:
+                    self._actors = [self._spawn(run_id, taskset, i) for i in range(n_workers)]
+                    try:
+                        await asyncio.gather(*(a.ready.remote() for a in self._actors))
+                    except ray.exceptions.RayActorError as exc:
+                        raise ConfigError(f"harness actors failed to start: "
+                                          f"{_root_cause(exc)}") from None
+                    ready_at = time.monotonic()
+                    await self._schedule(run_id, taskset, specs, sink, progress)
+            except asyncio.CancelledError:
+                if not self._terminated:
+                    raise
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            except RecordError as exc:
+                if exc.code != "sink_write_failed":
+                    raise
+                sink_error = exc
+            finally:
                 try:
-                    await asyncio.gather(*(a.ready.remote() for a in self._actors))
-                except ray.exceptions.RayActorError as exc:
-                    raise ConfigError(f"harness actors failed to start: "
-                                      f"{_root_cause(exc)}") from None
-                ready_at = time.monotonic()
-                await self._schedule(run_id, taskset, specs, sink, progress)
-        finally:
-            sink.flush()
-            await self._shutdown()
+                    self._final_flush(sink, out, sink_error, resumable=resume is not None)
+                finally:
+                    await self._shutdown()
+        if self._terminated:
+            raise RunInterrupted(f"run terminated by SIGTERM: {sink.rows_written} rows written "
+                                 f"to {out}; unfinished rollouts rerun with --resume {out}")
         elapsed = time.monotonic() - started
         summary = summarize(read_rollouts(out), group_size=cfg.group_size,
                             pass_threshold=cfg.pass_threshold, elapsed_s=elapsed,
@@ -199,8 +263,51 @@ class Driver:
         sink.close(summary)
         return EvalResult(run_id=run_id, out_dir=out, summary=summary)
 
+    @contextlib.contextmanager
+    def _sigterm_cancels(self) -> Iterator[None]:
+        """While running, SIGTERM stops the run like Ctrl-C: cancelled rows are written."""
+        task = asyncio.current_task()
+        if threading.current_thread() is not threading.main_thread() or task is None:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_term() -> None:
+            if not self._terminated:
+                log.warning("SIGTERM: stopping the run; finished rows are kept")
+                self._terminated = True
+                task.cancel()
+
+        loop.add_signal_handler(signal.SIGTERM, on_term)
+        try:
+            yield
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+    def _final_flush(self, sink: ArrowSink, out: Path, cause: RecordError | None, *,
+                     resumable: bool) -> None:
+        """Write what is still buffered; after a failed write, stop the run loudly."""
+        try:
+            sink.flush()
+        except RecordError as exc:
+            cause = cause or exc
+        if cause is None:
+            return
+        lost = sink.pending
+        detail = (f"{lost} finished rows could not be written" if lost else
+                  "every finished row was written after all")
+        after = (f"unfinished rollouts rerun with --resume {out}"
+                 if resumable or sink.rows_written else "nothing to resume: start it again")
+        raise RecordError(f"{out}: writing rows failed, run stopped ({cause}); this run wrote "
+                          f"{sink.rows_written} rows, {detail}; {after}",
+                          code="sink_write_failed") from cause
+
     async def _schedule(self, run_id: str, taskset: Taskset, specs: Iterator[RolloutSpec],
                         sink: ArrowSink, progress: Progress) -> None:
+        import ray
+
         cfg = self.config
         pending: deque[RolloutSpec] = deque()  # retries first, then fresh specs
         fresh = progress.total
@@ -234,44 +341,66 @@ class Driver:
                     if row["status"] != "ok":
                         progress.failed += 1
                 progress.in_flight -= 1
-            sink.write_rows(rows)
+            sink.add(rows)  # no I/O here: the scheduler writes parts off the event loop
             wake.set()
 
         inflight_specs: dict[str, RolloutSpec] = {}
         self._stopping = False
+        loop = asyncio.get_running_loop()
+        silence = (cfg.rollout_timeout + self.wedge_grace_s) if cfg.rollout_timeout else None
 
         async def stream(slot: int, batch: list[RolloutSpec]) -> None:
             actor = self._actors[slot]
             outstanding = {s.trace_id: s for s in batch}
-            deadline = (cfg.rollout_timeout + WEDGE_GRACE_S) if cfg.rollout_timeout else None
             try:
-                async with asyncio.timeout(deadline):
+                # A silence timer: every batch of rows from the actor restarts it.
+                async with asyncio.timeout(silence) as timer:
                     async for ref in actor.run_stream.remote(batch):
                         rows = await ref
                         for r in rows:
                             outstanding.pop(r["trace_id"], None)
                         handle(rows)
+                        if silence is not None:
+                            timer.reschedule(loop.time() + silence)
             except TimeoutError:
                 self._replace(slot, run_id, taskset)
                 handle(self._failure_rows(run_id, taskset, outstanding.values(), "timeout",
                                           "worker_unresponsive", False,
-                                          f"harness did not answer within {deadline}s; "
+                                          f"harness sent nothing for {silence}s; "
                                           "a task blocked its event loop?"))
             except asyncio.CancelledError:
                 handle(self._failure_rows(run_id, taskset, outstanding.values(), "cancelled",
                                           "cancelled", True, "run cancelled"))
                 raise
-            except Exception as exc:  # actor death, object loss, system errors
+            except ray.exceptions.RayError as exc:  # actor death, object loss, system errors
                 self._replace(slot, run_id, taskset)
                 handle(self._failure_rows(run_id, taskset, outstanding.values(),
                                           "infra_error", "actor_lost", True,
                                           f"harness actor lost: {_root_cause(exc)}"))
+            except Exception as exc:  # a driver bug: stop loudly, never blame the actor
+                self._fatal = exc
+                wake.set()
             finally:
                 self._load[slot] -= len(batch)
+
+        flush: asyncio.Task[None] | None = None
+
+        def check_flush() -> None:
+            nonlocal flush
+            if flush is not None and flush.done():
+                done, flush = flush, None
+                exc = done.exception()
+                if exc is not None:
+                    raise exc
+            if flush is None and sink.due():
+                flush = asyncio.create_task(sink.flush_async())
+                flush.add_done_callback(lambda _: wake.set())
 
         last_report = 0.0
         try:
             while pending or fresh or streams:
+                if self._fatal is not None:
+                    raise self._fatal
                 free = cfg.max_concurrent - progress.in_flight
                 while (waiting := len(pending) + fresh) and free > 0 and (
                         free >= min(low_water, waiting) or progress.in_flight == 0):
@@ -291,21 +420,26 @@ class Driver:
                     await asyncio.wait_for(wake.wait(), timeout=0.25)
                 except TimeoutError:
                     pass
-                sink.maybe_flush()
+                check_flush()
                 now = time.monotonic()
                 if self.on_progress and now - last_report >= 0.2:
                     last_report = now
                     self.on_progress(progress)
-        except asyncio.CancelledError:
+            if flush is not None:
+                await asyncio.wait({flush})
+                check_flush()
+        except BaseException:
             self._stopping = True
             for t in list(streams):
                 t.cancel()
             await asyncio.gather(*streams, return_exceptions=True)
+            if flush is not None:
+                await asyncio.wait({flush})  # never cut a part write short
             raise
         if self.on_progress:
             self.on_progress(progress)
 
-    def _failure_rows(self, run_id: str, taskset: Taskset, specs: Any, status: str, code: str,
+    def _failure_rows(self, run_id: str, taskset: Taskset, specs: Any, status: Status, code: str,
                       retryable: bool, message: str) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
         rows = []
@@ -313,7 +447,7 @@ class Driver:
             task = taskset.tasks[spec.task_index]
             rows.append(RolloutRecord(
                 run_id=run_id, trace_id=spec.trace_id, rollout_key=spec.key, slug=spec.slug,
-                env=task.env, template_id=task.id, args=_args_json(task.args),
+                env=task.env, template_id=task.id, args=canonical_args_json(task.args),
                 group_id=spec.group_id, sample_index=spec.sample_index, attempt=spec.attempt,
                 final=True, agent=self.config.agent, model=self.config.model,
                 status=status, error_type=code, error_message=message, retryable=retryable,
@@ -326,8 +460,8 @@ class Driver:
         old = self._actors[slot]
         try:
             ray.kill(old, no_restart=True)
-        except Exception:
-            pass
+        except ray.exceptions.RayError:
+            pass  # already gone
         log.warning("replacing harness actor %d", slot)
         self._actors[slot] = self._spawn(run_id, taskset, slot)
 
@@ -340,19 +474,25 @@ class Driver:
         try:
             await asyncio.wait_for(asyncio.gather(*(a.close.remote() for a in actors),
                                                   return_exceptions=True), 15)
-        except (TimeoutError, Exception):
-            pass
+        except TimeoutError:
+            log.warning("harness actors did not close within 15 s; killing them")
         for a in actors:
             try:
                 ray.kill(a, no_restart=True)
-            except Exception:
-                pass
+            except ray.exceptions.RayError:
+                pass  # already gone
 
 
-def _args_json(args: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(args, sort_keys=True, default=str)
+def _remove_failed_start(out: Path, created_dir: bool) -> None:
+    """Undo what a run that wrote no rows created, so the same ``--out`` works next time."""
+    for name in (MANIFEST, SUMMARY):
+        try:
+            (out / name).unlink(missing_ok=True)
+        except OSError:
+            return  # not ours to clean (replaced, unwritable): leave it
+    if created_dir:
+        with contextlib.suppress(OSError):
+            out.rmdir()  # only if empty
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -361,18 +501,29 @@ def _root_cause(exc: BaseException) -> str:
     return last[0][:300]
 
 
-async def run_eval_async(source: str | None = None, agent: str = "oracle", *,
-                         config: EvalConfig | None = None,
+async def run_eval_async(source: str | None = None, agent: str | None = None, *,
+                         config: EvalConfig | None = None, resume: str | None = None,
                          on_progress: Callable[[Progress], None] | None = None,
                          **options: Any) -> EvalResult:
-    """Run an eval and return where its rows are plus the summary."""
+    """Run an eval and return where its rows are plus the summary.
+
+    ``resume=DIR`` continues the run in ``DIR`` with the config stored in its manifest;
+    options given again must match it (run-shaping ones) or override it (placement).
+    """
     if config is None:
-        if source is None:
-            raise ConfigError("run_eval needs a source (a tasks.py, folder, or .jsonl)")
-        config = EvalConfig(source=str(source), agent=agent, **options)
+        if resume is not None:
+            given = {k: v for k, v in (("source", source), ("agent", agent)) if v is not None}
+            config = resume_config(resume, **given, **options)
+        else:
+            if source is None:
+                raise ConfigError("run_eval needs a source (a tasks.py, folder, or .jsonl)")
+            config = EvalConfig(source=str(source), agent=agent or "oracle", **options)
+    elif resume is not None or source is not None or options:
+        raise ConfigError("pass either config= or source/agent/options, not both")
     return await Driver(config, on_progress=on_progress).run()
 
 
-def run_eval(source: str | None = None, agent: str = "oracle", **options: Any) -> EvalResult:
+def run_eval(source: str | None = None, agent: str | None = None,
+             **options: Any) -> EvalResult:
     """Synchronous :func:`run_eval_async`."""
     return asyncio.run(run_eval_async(source, agent, **options))

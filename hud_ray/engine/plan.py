@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from dataclasses import dataclass
 
 from hud_ray.records import rollout_key
@@ -41,7 +41,7 @@ def group_id(run_id: str, slug: str) -> str:
 
 
 def plan(taskset: Taskset, group_size: int, run_id: str, *,
-         done: set[str] | frozenset[str] = frozenset(),
+         done: Set[str] = frozenset(),
          attempts: dict[str, int] | None = None) -> list[RolloutSpec]:
     """All rollout specs still to run, task-major (a task's group is contiguous).
 
@@ -52,7 +52,7 @@ def plan(taskset: Taskset, group_size: int, run_id: str, *,
 
 
 def count_plan(taskset: Taskset, group_size: int,
-               done: set[str] | frozenset[str] = frozenset()) -> int:
+               done: Set[str] = frozenset()) -> int:
     """How many specs :func:`iter_plan` yields, without building them."""
     total = len(taskset) * group_size
     if not done:
@@ -62,7 +62,7 @@ def count_plan(taskset: Taskset, group_size: int,
 
 
 def iter_plan(taskset: Taskset, group_size: int, run_id: str, *,
-              done: set[str] | frozenset[str] = frozenset(),
+              done: Set[str] = frozenset(),
               attempts: dict[str, int] | None = None) -> Iterator[RolloutSpec]:
     """Lazily yield the specs of :func:`plan` (the driver's memory stays flat)."""
     if group_size < 1:

@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -28,11 +29,12 @@ from hud_ray.errors import (
     GradeError,
     HudRayError,
     ProviderError,
+    RolloutTimeout,
 )
 from hud_ray.records import RolloutRecord
 from hud_ray.sandbox import Sandbox
-from hud_ray.task import Task
-from hud_ray.types import AgentContext, AgentResult, AgentSpec, Grade, Prompt
+from hud_ray.task import Task, canonical_args_json
+from hud_ray.types import AgentContext, AgentResult, AgentSpec, Grade, Prompt, StopReason
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,7 @@ class RolloutWorker:
         self.worker_name = worker_name or f"pid-{os.getpid()}"
         self.batch_window = batch_window
         self.batch_max = batch_max
-        self._args_json = [json.dumps(t.args, sort_keys=True, default=str) for t in self.tasks]
+        self._args_json = [canonical_args_json(t.args) for t in self.tasks]
 
     async def close(self) -> None:
         await self.agent.close()
@@ -114,72 +116,89 @@ class RolloutWorker:
     # ---- one rollout ---------------------------------------------------------------------
     async def run_one(self, spec: RolloutSpec) -> dict[str, Any]:
         started = time.time()
-        timing: dict[str, float] = {}
-        state: dict[str, Any] = {}
+        state = _RolloutState()
         try:
             if self.rollout_timeout is None:
-                return await self._rollout(spec, started, timing, state)
+                return await self._rollout(spec, started, state)
             async with asyncio.timeout(self.rollout_timeout):
-                return await self._rollout(spec, started, timing, state)
+                return await self._rollout(spec, started, state)
         except TimeoutError:
             await self._abandon(state)
-            return self._row(spec, started, status="timeout", timing=timing, state=state,
-                             error=HudRayError(f"rollout exceeded {self.rollout_timeout}s",
-                                               code="rollout_timeout"))
+            state.settle_partial("timeout")
+            return self._row(spec, started, status="timeout", state=state,
+                             error=RolloutTimeout(f"rollout exceeded {self.rollout_timeout}s",
+                                                  code="rollout_timeout"))
         except Exception as exc:
-            state["exc"] = exc
+            state.exc = exc
             await self._abandon(state)
-            status, error = _classify(exc, state)
-            return self._row(spec, started, status=status, timing=timing, state=state,
-                             error=error)
+            state.settle_partial("error")
+            status, error = _classify(exc, state.phase)
+            return self._row(spec, started, status=status, state=state, error=error)
 
-    async def _rollout(self, spec: RolloutSpec, started: float, timing: dict[str, float],
-                       state: dict[str, Any]) -> dict[str, Any]:
+    async def _rollout(self, spec: RolloutSpec, started: float,
+                       state: _RolloutState) -> dict[str, Any]:
         task = self.tasks[spec.task_index]
         t0 = time.perf_counter()
         sandbox, release = await self._acquire(task)
-        state["release"] = release
-        state["sandbox"] = sandbox
-        state["phase"] = "start"
+        state.release = release
+        state.sandbox = sandbox
+        state.phase = "start"
         prompt = await sandbox.start(task)
-        state["session"] = prompt.session_id
-        state["prompt"] = prompt.text
+        state.session = prompt.session_id
+        state.prompt = prompt.text
         t1 = time.perf_counter()
-        timing["start_s"] = t1 - t0
-        state["phase"] = "agent"
+        state.timing["start_s"] = t1 - t0
+        state.phase = "agent"
         config = self.agent_spec.config.merged(task.agent_config)
-        ctx = AgentContext(prompt=prompt, config=config, task_slug=task.slug,
-                           solve=lambda: sandbox.solve(prompt.session_id))
-        result = await self._run_agent(ctx)
-        state["result"] = result
+        state.ctx = ctx = AgentContext(prompt=prompt, config=config, task_slug=task.slug,
+                                       solve=lambda: sandbox.solve(prompt.session_id))
+        result, timed_out = await self._run_agent(ctx)
+        state.result = result
         t2 = time.perf_counter()
-        timing["agent_s"] = t2 - t1
+        state.timing["agent_s"] = t2 - t1
+        if timed_out:
+            # The agent's own budget ran out: keep its transcript, but do not grade a
+            # cut-off attempt (its reward would pass a time-out off as the model's score).
+            await self._abandon(state)
+            return self._row(spec, started, status="timeout", state=state,
+                             error=RolloutTimeout(f"agent phase exceeded timeout_seconds="
+                                                  f"{ctx.config.timeout_seconds}",
+                                                  code="agent_timeout"))
         if result.error is not None:
             await self._abandon(state)
-            return self._row(spec, started, status="agent_error", timing=timing, state=state,
+            return self._row(spec, started, status="agent_error", state=state,
                              error=result.error)
-        state["phase"] = "grade"
+        state.phase = "grade"
         grade = await sandbox.grade(prompt.session_id, result.answer)
-        state.pop("session", None)
-        timing["grade_s"] = time.perf_counter() - t2
+        state.session = None
+        state.timing["grade_s"] = time.perf_counter() - t2
         await self._release(state, healthy=True)
-        return self._row(spec, started, status="ok", timing=timing, state=state, grade=grade)
+        return self._row(spec, started, status="ok", state=state, grade=grade)
 
-    async def _run_agent(self, ctx: AgentContext) -> AgentResult:
+    async def _run_agent(self, ctx: AgentContext) -> tuple[AgentResult, bool]:
+        """Run the agent; returns its result and whether its phase budget ran out."""
         limit = ctx.config.timeout_seconds
         if limit is None:
-            return await self.agent.run(ctx)
-        # The agent phase has its own budget: on expiry the work so far is still graded.
+            return await self.agent.run(ctx), False
         task = asyncio.ensure_future(self.agent.run(ctx))
-        done, _ = await asyncio.wait({task}, timeout=limit)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=limit)
+        except asyncio.CancelledError:
+            task.cancel()  # asyncio.wait leaves it running otherwise
+            raise
         if task in done:
-            return task.result()
+            return task.result(), False
         task.cancel()
         try:
             await task
-        except BaseException:
-            pass
-        return AgentResult(answer=None, stop_reason="timeout", model=self.agent.model)
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                raise  # we are being cancelled too
+        except Exception:  # the agent raised while stopping; its transcript still counts
+            log.debug("agent raised while cancelled at its timeout", exc_info=True)
+        result = ctx.partial or AgentResult(answer=None, model=self.agent.model)
+        result.stop_reason = "timeout"
+        return result, True
 
     async def _acquire(self, task: Task) -> tuple[SandboxRef, Callable[[bool], Awaitable[None]]]:
         if self._sandbox is not None and task.env in self._local_envs:
@@ -189,33 +208,33 @@ class RolloutWorker:
                            retryable=True)
         return await self._lease(task)
 
-    async def _abandon(self, state: dict[str, Any]) -> None:
-        sandbox, session = state.get("sandbox"), state.pop("session", None)
+    async def _abandon(self, state: _RolloutState) -> None:
+        sandbox, session = state.sandbox, state.session
+        state.session = None
         healthy = True
         if sandbox is not None and session is not None:
             try:
                 await asyncio.shield(sandbox.cancel(session))
-            except BaseException:
+            except (Exception, asyncio.CancelledError):
                 healthy = False
-        await self._release(state, healthy=healthy and not isinstance(state.get("exc"),
-                                                                        ActorLost))
+        await self._release(state, healthy=healthy and not isinstance(state.exc, ActorLost))
 
-    async def _release(self, state: dict[str, Any], *, healthy: bool) -> None:
-        release = state.pop("release", None)
+    async def _release(self, state: _RolloutState, *, healthy: bool) -> None:
+        release, state.release = state.release, None
         if release is not None:
             try:
                 await asyncio.shield(release(healthy))
-            except BaseException:
+            except (Exception, asyncio.CancelledError):
                 log.debug("sandbox release failed", exc_info=True)
 
     # ---- rows ------------------------------------------------------------------------------
     def _row(self, spec: RolloutSpec, started: float, *, status: str,
-             timing: dict[str, float] | None = None, state: dict[str, Any] | None = None,
-             grade: Grade | None = None, error: HudRayError | None = None) -> dict[str, Any]:
+             state: _RolloutState | None = None, grade: Grade | None = None,
+             error: HudRayError | None = None) -> dict[str, Any]:
         task = self.tasks[spec.task_index]
-        state = state or {}
-        timing = timing or {}
-        result: AgentResult | None = state.get("result")
+        state = state or _RolloutState()
+        timing = state.timing
+        result = state.result
         ended = time.time()
         usage = result.usage if result is not None else {}
         record = RolloutRecord(
@@ -224,7 +243,7 @@ class RolloutWorker:
             group_id=spec.group_id, sample_index=spec.sample_index, attempt=spec.attempt,
             final=True, agent=self.agent_spec.name,
             model=(result.model if result is not None and result.model else self.agent_spec.model),
-            prompt=state.get("prompt"),
+            prompt=state.prompt,
             answer=result.answer if result is not None else None,
             reward=grade.reward if grade is not None else None,
             reward_valid=grade is not None and status == "ok",
@@ -259,10 +278,29 @@ async def _noop_release(healthy: bool) -> None:
     return None
 
 
-def _classify(exc: BaseException, state: dict[str, Any]) -> tuple[str, HudRayError]:
+@dataclass(slots=True)
+class _RolloutState:
+    """What one rollout has acquired and produced so far (for cleanup and its row)."""
+
+    phase: str = "start"
+    sandbox: SandboxRef | None = None
+    release: Callable[[bool], Awaitable[None]] | None = None
+    session: str | None = None
+    prompt: str | None = None
+    ctx: AgentContext | None = None
+    result: AgentResult | None = None
+    exc: BaseException | None = None
+    timing: dict[str, float] = field(default_factory=dict)
+
+    def settle_partial(self, stop_reason: StopReason) -> None:
+        """After the agent phase was cut short: record what the harness gathered so far."""
+        if self.result is None and self.ctx is not None and self.ctx.partial is not None:
+            self.result = self.ctx.partial
+            self.result.stop_reason = stop_reason
+
+
+def _classify(exc: BaseException, phase: str) -> tuple[str, HudRayError]:
     """Map an exception from a rollout phase to (status, typed error)."""
-    state["exc"] = exc
-    phase = state.get("phase", "start")
     if isinstance(exc, GradeError):
         return "grader_error", exc
     if isinstance(exc, AgentError):

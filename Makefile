@@ -30,7 +30,7 @@ system-deps:
 demo: setup
 	$(BIN)/hud-ray eval tasksets/letters.py oracle --group-size 4 --out runs/demo-$$(date +%s)
 
-test: setup system-deps
+test: setup system-deps hud-venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # The real HUD SDK in its own venv: tests/hud_compat compares hud-ray's rewards with it

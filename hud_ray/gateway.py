@@ -4,7 +4,8 @@ Precedence, first match wins:
 
 1. ``--base-url`` (``AgentSpec.base_url``): that endpoint, with the key from the env var
    named by ``api_key_env`` or the provider's usual variable, else ``"EMPTY"`` (local
-   servers such as vLLM take any key).
+   servers such as vLLM take any key). An ``api_key_env`` naming an unset variable is a
+   ConfigError, whatever the route.
 2. ``--gateway`` forces the gateway (below).
 3. A provider key in the environment calls the provider directly:
    ``ANTHROPIC_API_KEY`` for ``claude``, ``OPENAI_API_KEY`` for ``openai`` and
@@ -92,8 +93,12 @@ def resolve_endpoint(spec: AgentSpec) -> Endpoint:
         raise ConfigError(f"agent {spec.name!r} does not call a model provider")
     native = NATIVE_PROTOCOL[spec.name]
     extras = spec.config.model_extra or {}
+    named = extras.get("api_key_env")
+    if named and not os.environ.get(named):
+        raise ConfigError(f"agent {spec.name!r}: api_key_env names {named}, which is not set "
+                          "in the environment")
     if spec.base_url:
-        var = extras.get("api_key_env") or provider_var
+        var = named or provider_var
         key = os.environ.get(var) or "EMPTY"
         return Endpoint(native, spec.base_url, Secret(key), key_source=var)
     if spec.gateway:

@@ -101,6 +101,8 @@ class AgentResult:
     model: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     call_latencies: list[float] = field(default_factory=list)
+    #: seconds to the first streamed token of each model call (streamed runs only)
+    first_token_latencies: list[float] = field(default_factory=list)
     prompt_token_ids: list[list[int]] | None = None
     completion_token_ids: list[list[int]] | None = None
     completion_logprobs: list[list[float]] | None = None

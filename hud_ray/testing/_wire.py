@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import json
 import os
@@ -57,7 +59,8 @@ def args_text(call: ToolCall) -> str:
 
 
 def completion_pieces(reply: Reply) -> list[str]:
-    out = pieces(reply.text or "")
+    out = pieces(reply.reasoning or "")
+    out.extend(pieces(reply.text or ""))
     for call in reply.tool_calls:
         out.extend(pieces(args_text(call)))
     return out
@@ -72,6 +75,30 @@ def usage(req: ProviderRequest, reply: Reply) -> tuple[int, int]:
     if completion is None:
         completion = len(completion_pieces(reply))
     return prompt, completion
+
+
+def reasoning_tokens(reply: Reply) -> int:
+    return len(pieces(reply.reasoning or ""))
+
+
+def signature(text: str) -> str:
+    """A signature only this provider process can make (thinking blocks, reasoning)."""
+    return base64.b64encode(hashlib.sha256(f"{_RUN}:{text}".encode()).digest()).decode()
+
+
+def seal(text: str) -> str:
+    """Opaque, verifiable wrapping of reasoning text (redacted thinking, encrypted content)."""
+    return base64.b64encode(dumps({"t": text, "s": signature(text)}).encode()).decode()
+
+
+def unseal(blob: Any) -> str | None:
+    """The text sealed in ``blob``, or None when it was not sealed here or was altered."""
+    try:
+        data = json.loads(base64.b64decode(str(blob), validate=True))
+        text = data["t"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return text if isinstance(text, str) and data.get("s") == signature(text) else None
 
 
 def wants_token_ids(req: ProviderRequest, always: bool) -> bool:
@@ -210,14 +237,15 @@ _OPENAI_ERRORS = {401: ("invalid_request_error", "invalid_api_key"),
                   429: ("requests", "rate_limit_exceeded")}
 
 
-def error_body(api: str, status: int, message: str) -> bytes:
+def error_body(api: str, status: int, message: str, param: str | None = None,
+               code: str | None = None) -> bytes:
     """An error in the API's own shape, so each SDK raises its matching exception."""
     if api == "messages":
         kind = _ANTHROPIC_ERRORS.get(status, "api_error" if status >= 500
                                      else "invalid_request_error")
         return dumps({"type": "error", "error": {"type": kind, "message": message},
                       "request_id": new_id("req_")}).encode()
-    kind, code = _OPENAI_ERRORS.get(status, ("server_error" if status >= 500
-                                             else "invalid_request_error", None))
-    return dumps({"error": {"message": message, "type": kind, "param": None,
-                            "code": code}}).encode()
+    kind, default = _OPENAI_ERRORS.get(status, ("server_error" if status >= 500
+                                                else "invalid_request_error", None))
+    return dumps({"error": {"message": message, "type": kind, "param": param,
+                            "code": code or default}}).encode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from hud_ray.agents.base import Agent
 from hud_ray.errors import ConfigError
@@ -41,4 +42,13 @@ def create_agent(spec: AgentSpec) -> Agent:
     return agent_class(spec.name)(spec)
 
 
-__all__ = ["AGENTS", "Agent", "agent_class", "agent_names", "create_agent"]
+def __getattr__(name: str) -> Any:
+    if name in ("validate_agent", "AgentSettings"):
+        from hud_ray.agents import settings
+
+        return getattr(settings, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["AGENTS", "Agent", "AgentSettings", "agent_class", "agent_names", "create_agent",
+           "validate_agent"]

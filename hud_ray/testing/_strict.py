@@ -216,6 +216,8 @@ def _messages(body: dict[str, Any], issued: Mapping[str, str]) -> Rejection | No
         return Rejection(400, "messages: at least one message is required")
     if messages[0].get("role") != "user":
         return Rejection(400, "messages: first message must use the \"user\" role")
+    if thinking and (bad := _final_assistant_thinks(messages)):
+        return bad
     prev_uses: list[str] = []
     for i, m in enumerate(messages):
         role, content = m.get("role"), m.get("content")
@@ -244,8 +246,6 @@ def _messages(body: dict[str, Any], issued: Mapping[str, str]) -> Rejection | No
         return Rejection(400, f"messages.{len(messages) - 1}: `tool_use` ids were found "
                               "without `tool_result` blocks immediately after: "
                               f"{', '.join(prev_uses)}.")
-    if thinking:
-        return _final_assistant_thinks(messages)
     return None
 
 

@@ -57,6 +57,9 @@ class ModelSettings(AgentSettings):
     request_timeout: float = Field(600.0, gt=0, description="seconds per model call")
     connections_per_client: int = Field(2, ge=1, description="HTTP pool per conversation")
     api_key_env: str | None = Field(None, description="env var holding the API key")
+    rpm: float | None = Field(None, gt=0, description="requests/minute, shared cluster-wide")
+    tpm: float | None = Field(None, gt=0, description="tokens/minute, shared cluster-wide")
+    burst: float | None = Field(None, gt=0, description="requests allowed in a burst (rpm)")
 
 
 class ClaudeSettings(ModelSettings):

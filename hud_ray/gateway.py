@@ -103,8 +103,8 @@ def resolve_endpoint(spec: AgentSpec) -> Endpoint:
         return Endpoint(native, spec.base_url, Secret(key), key_source=var)
     if spec.gateway:
         return _gateway(spec)
-    if key := os.environ.get(provider_var):
-        return Endpoint(native, None, Secret(key), key_source=provider_var)
+    if direct := os.environ.get(provider_var):
+        return Endpoint(native, None, Secret(direct), key_source=provider_var)
     try:
         return _gateway(spec)
     except ConfigError:

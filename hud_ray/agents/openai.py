@@ -94,9 +94,12 @@ class ResponsesConversation(Conversation):
         return turn
 
     def _turn(self, resp: Any) -> Turn:
-        calls, texts, summaries, refusal = [], [], [], False
+        calls: list[ToolCallRequest] = []
+        texts: list[str] = []
+        summaries: list[str] = []
+        refusal = False
         self._items = []
-        reasoning_items = []
+        reasoning_items: list[dict[str, Any]] = []
         for item in resp.output:
             raw = item.model_dump(mode="json", exclude_none=True)
             self._items.append(raw)

@@ -274,7 +274,8 @@ def _final_assistant_thinks(messages: list[dict[str, Any]]) -> Rejection | None:
     assistant message, when the last user message carries tool results) must start with
     a thinking or redacted_thinking block."""
     last = messages[-1]
-    blocks = last.get("content") if isinstance(last.get("content"), list) else []
+    content = last.get("content")
+    blocks: list[Any] = content if isinstance(content, list) else []
     if last.get("role") != "user" or not any(b.get("type") == "tool_result" for b in blocks):
         return None
     i = len(messages) - 2

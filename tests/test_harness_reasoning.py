@@ -233,3 +233,14 @@ def test_settings_the_model_rejects_fail_before_the_run(name, model, config, mat
     with pytest.raises(ConfigError, match=match):
         create_agent(AgentSpec(name=name, model=model, base_url="http://127.0.0.1:9",
                                config=AgentConfig.model_validate(config)))
+
+
+async def test_streamed_token_ids_match_plain():
+    async with FakeProvider(lambda req: Reply("a b c", reasoning="hm")) as p:
+        agent = create_agent(spec("openai_compatible", p))
+        plain = await agent.run(ctx(return_token_ids=True))
+        streamed = await agent.run(ctx(return_token_ids=True, stream=True))
+    assert plain.completion_token_ids == streamed.completion_token_ids
+    assert plain.prompt_token_ids == streamed.prompt_token_ids
+    assert plain.completion_logprobs == streamed.completion_logprobs
+    assert plain.completion_token_ids[0] and streamed.answer == "a b c"

@@ -10,6 +10,7 @@ some versions) travel in ``extra_body``.
 from __future__ import annotations
 
 import time
+from contextlib import aclosing
 from typing import Any
 
 from hud_ray.agents._loop import (
@@ -80,38 +81,39 @@ class MessagesConversation(Conversation):
         done = False
         stream = await self.client.messages.create(model=self.model, messages=self.messages,
                                                    **self.kwargs)
-        async for event in consume(stream, "messages", anthropic.APIStatusError):
-            kind = event.type
-            if kind == "message_start":
-                model = event.message.model
-                usage = event.message.usage.model_dump(mode="json")
-            elif kind == "content_block_start":
-                if ttft is None:
-                    ttft = time.perf_counter() - t0
-                blocks[event.index] = event.content_block.model_dump(mode="json",
-                                                                     exclude_none=True)
-            elif kind == "content_block_delta":
-                block, delta = blocks[event.index], event.delta
-                if delta.type == "text_delta":
-                    block["text"] = block.get("text", "") + delta.text
-                elif delta.type == "thinking_delta":
-                    block["thinking"] = block.get("thinking", "") + delta.thinking
-                elif delta.type == "signature_delta":
-                    block["signature"] = delta.signature
-                elif delta.type == "input_json_delta":
-                    partial.setdefault(event.index, []).append(delta.partial_json)
-            elif kind == "content_block_stop":
-                if event.index in partial:
-                    raw = "".join(partial.pop(event.index))
-                    blocks[event.index]["input"] = parse_arguments(raw) if raw.strip() else {}
-                    if not isinstance(blocks[event.index]["input"], dict):
-                        blocks[event.index]["input"] = raw  # malformed: keep verbatim
-            elif kind == "message_delta":
-                stop = event.delta.stop_reason
-                usage.update({k: v for k, v in event.usage.model_dump(mode="json").items()
-                              if v is not None})
-            elif kind == "message_stop":
-                done = True
+        async with aclosing(consume(stream, "messages", anthropic.APIStatusError)) as events:
+            async for event in events:
+                kind = event.type
+                if kind == "message_start":
+                    model = event.message.model
+                    usage = event.message.usage.model_dump(mode="json")
+                elif kind == "content_block_start":
+                    if ttft is None:
+                        ttft = time.perf_counter() - t0
+                    blocks[event.index] = event.content_block.model_dump(mode="json",
+                                                                         exclude_none=True)
+                elif kind == "content_block_delta":
+                    block, delta = blocks[event.index], event.delta
+                    if delta.type == "text_delta":
+                        block["text"] = block.get("text", "") + delta.text
+                    elif delta.type == "thinking_delta":
+                        block["thinking"] = block.get("thinking", "") + delta.thinking
+                    elif delta.type == "signature_delta":
+                        block["signature"] = delta.signature
+                    elif delta.type == "input_json_delta":
+                        partial.setdefault(event.index, []).append(delta.partial_json)
+                elif kind == "content_block_stop":
+                    if event.index in partial:
+                        raw = "".join(partial.pop(event.index))
+                        blocks[event.index]["input"] = parse_arguments(raw) if raw.strip() else {}
+                        if not isinstance(blocks[event.index]["input"], dict):
+                            blocks[event.index]["input"] = raw  # malformed: keep verbatim
+                elif kind == "message_delta":
+                    stop = event.delta.stop_reason
+                    usage.update({k: v for k, v in event.usage.model_dump(mode="json").items()
+                                  if v is not None})
+                elif kind == "message_stop":
+                    done = True
         if not done:
             raise StreamCut("messages stream ended before message_stop")
         turn = self._turn([blocks[i] for i in sorted(blocks)], stop, model, usage)

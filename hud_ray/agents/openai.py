@@ -9,6 +9,7 @@ keep their chain of thought across tool calls. Function tools always state ``str
 from __future__ import annotations
 
 import time
+from contextlib import aclosing
 from typing import Any
 
 from hud_ray.agents._loop import (
@@ -80,13 +81,14 @@ class ResponsesConversation(Conversation):
         final: Any = None
         stream = await self.client.responses.create(model=self.model, input=self.input,
                                                     **self.kwargs)
-        async for event in consume(stream, "responses", openai.APIStatusError):
-            if ttft is None and event.type in _FIRST_OUTPUT:
-                ttft = time.perf_counter() - t0
-            if event.type in ("response.completed", "response.incomplete"):
-                final = event.response
-            elif event.type in ("response.failed", "error"):
-                raise StreamCut(f"responses stream reported {event.type}")
+        async with aclosing(consume(stream, "responses", openai.APIStatusError)) as events:
+            async for event in events:
+                if ttft is None and event.type in _FIRST_OUTPUT:
+                    ttft = time.perf_counter() - t0
+                if event.type in ("response.completed", "response.incomplete"):
+                    final = event.response
+                elif event.type in ("response.failed", "error"):
+                    raise StreamCut(f"responses stream reported {event.type}")
         if final is None:
             raise StreamCut("responses stream ended before response.completed")
         turn = self._turn(final)

@@ -10,6 +10,7 @@ require in tool loops, and recorded in the transcript."""
 from __future__ import annotations
 
 import time
+from contextlib import aclosing
 from typing import Any
 
 from hud_ray.agents._loop import (
@@ -103,44 +104,45 @@ class ChatConversation(Conversation):
         prompt_ids: list[int] | None = None
         ids: list[int] = []
         logprobs: list[float] = []
-        async for chunk in consume(stream, "chat", openai.APIStatusError):
-            model = chunk.model or model
-            if chunk.usage is not None:
-                usage = chunk.usage
-            if prompt_ids is None and self.token_ids:
-                prompt_ids = (chunk.model_extra or {}).get("prompt_token_ids")
-            for choice in chunk.choices:
-                delta = choice.delta
-                dextra = delta.model_extra or {}
-                got = False
-                for key in _REASONING_KEYS:
-                    if isinstance(dextra.get(key), str):
-                        reasoning.setdefault(key, []).append(dextra[key])
+        async with aclosing(consume(stream, "chat", openai.APIStatusError)) as events:
+            async for chunk in events:
+                model = chunk.model or model
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                if prompt_ids is None and self.token_ids:
+                    prompt_ids = (chunk.model_extra or {}).get("prompt_token_ids")
+                for choice in chunk.choices:
+                    delta = choice.delta
+                    dextra = delta.model_extra or {}
+                    got = False
+                    for key in _REASONING_KEYS:
+                        if isinstance(dextra.get(key), str):
+                            reasoning.setdefault(key, []).append(dextra[key])
+                            got = True
+                    if delta.content is not None:
+                        saw_content = True
+                        text.append(delta.content)
+                        got = got or bool(delta.content)
+                    if getattr(delta, "refusal", None):
+                        refusal = got = True
+                    for tc in delta.tool_calls or ():
                         got = True
-                if delta.content is not None:
-                    saw_content = True
-                    text.append(delta.content)
-                    got = got or bool(delta.content)
-                if getattr(delta, "refusal", None):
-                    refusal = got = True
-                for tc in delta.tool_calls or ():
-                    got = True
-                    entry = calls.setdefault(tc.index, {"id": None, "type": "function",
-                                                        "function": {"name": "",
-                                                                     "arguments": ""}})
-                    if tc.id:
-                        entry["id"] = tc.id
-                    if tc.function is not None:
-                        entry["function"]["name"] += tc.function.name or ""
-                        entry["function"]["arguments"] += tc.function.arguments or ""
-                if got and ttft is None:
-                    ttft = time.perf_counter() - t0
-                if self.token_ids:
-                    ids.extend((choice.model_extra or {}).get("token_ids") or ())
-                    if choice.logprobs is not None and choice.logprobs.content:
-                        logprobs.extend(lp.logprob for lp in choice.logprobs.content)
-                if choice.finish_reason:
-                    finish = choice.finish_reason
+                        entry = calls.setdefault(tc.index, {"id": None, "type": "function",
+                                                            "function": {"name": "",
+                                                                         "arguments": ""}})
+                        if tc.id:
+                            entry["id"] = tc.id
+                        if tc.function is not None:
+                            entry["function"]["name"] += tc.function.name or ""
+                            entry["function"]["arguments"] += tc.function.arguments or ""
+                    if got and ttft is None:
+                        ttft = time.perf_counter() - t0
+                    if self.token_ids:
+                        ids.extend((choice.model_extra or {}).get("token_ids") or ())
+                        if choice.logprobs is not None and choice.logprobs.content:
+                            logprobs.extend(lp.logprob for lp in choice.logprobs.content)
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
         if finish is None:
             raise StreamCut("chat stream ended without a finish_reason")
         content = "".join(text) if saw_content else None

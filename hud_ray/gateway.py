@@ -9,7 +9,7 @@ Precedence, first match wins:
 2. ``--gateway`` forces the gateway (below).
 3. A provider key in the environment calls the provider directly:
    ``ANTHROPIC_API_KEY`` for ``claude``, ``OPENAI_API_KEY`` for ``openai`` and
-   ``openai_compatible``.
+   ``openai_compatible``, ``GEMINI_API_KEY`` for ``gemini``.
 4. A gateway key (``HUD_RAY_GATEWAY_KEY`` or ``HUD_API_KEY``) routes through the
    OpenAI-compatible gateway at ``HUD_RAY_GATEWAY_URL`` (default
    ``https://inference.hud.ai/v1``). Through the gateway every harness speaks Chat
@@ -29,13 +29,13 @@ from typing import Literal
 from hud_ray.errors import ConfigError
 from hud_ray.types import AgentSpec
 
-Protocol = Literal["anthropic", "responses", "chat"]
+Protocol = Literal["anthropic", "responses", "chat", "gemini"]
 
 DEFAULT_GATEWAY_URL = "https://inference.hud.ai/v1"
 PROVIDER_KEYS = {"claude": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY",
-                 "openai_compatible": "OPENAI_API_KEY"}
+                 "openai_compatible": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
 NATIVE_PROTOCOL: dict[str, Protocol] = {"claude": "anthropic", "openai": "responses",
-                                        "openai_compatible": "chat"}
+                                        "openai_compatible": "chat", "gemini": "gemini"}
 
 _KNOWN_KEYS: set[str] = set()
 

@@ -16,7 +16,8 @@ from hud_ray.errors import ConfigError
 from hud_ray.testing import FakeProvider, letters_policy
 from hud_ray.types import AgentConfig, AgentContext, AgentSpec, Prompt
 
-KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "HUD_RAY_GATEWAY_KEY", "HUD_API_KEY")
+KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "HUD_RAY_GATEWAY_KEY",
+        "HUD_API_KEY")
 
 
 @pytest.fixture
@@ -59,6 +60,8 @@ def test_missing_provider_key_is_caught_unless_an_endpoint_supplies_one(no_keys,
         validate_agent("claude", {})
     with pytest.raises(ConfigError, match="set OPENAI_API_KEY"):
         validate_agent("openai", {"max_steps": 2})
+    with pytest.raises(ConfigError, match="set GEMINI_API_KEY"):
+        validate_agent("gemini", {"thinking_budget": 512})
     validate_agent("claude", {}, base_url="http://127.0.0.1:9")  # a local server: no key
     with pytest.raises(ConfigError, match="api_key_env names MY_KEY, which is not set"):
         validate_agent("openai_compatible", {"api_key_env": "MY_KEY"}, base_url="http://x")

@@ -20,6 +20,7 @@ REASONING = {
     "claude": ("claude-sonnet-4-5", {"thinking_budget": 2048, "max_tokens": 4096}),
     "openai": ("o4-mini", {"reasoning_effort": "low"}),
     "openai_compatible": ("kimi-k2-thinking", {}),
+    "gemini": ("gemini-3-pro-preview", {"thinking_budget": 1024}),
 }
 AGENTS = list(REASONING)
 
@@ -45,7 +46,7 @@ PROBE = Tool("probe", "read a path", {"type": "object", "properties": {"path": {
 
 
 def spec(name, p, model="test-model", **config):
-    url = p.anthropic_base_url if name == "claude" else p.base_url
+    url = {"claude": p.anthropic_base_url, "gemini": p.gemini_base_url}.get(name, p.base_url)
     return AgentSpec(name=name, model=model, base_url=url,
                      config=AgentConfig.model_validate(config))
 
@@ -114,6 +115,11 @@ async def test_tool_loop_with_reasoning_round_trips(probe_tool, name, stream):
         assert all(i["encrypted_content"] for i in last["input"] if i.get("type") == "reasoning")
         assert last["tools"][0]["strict"] is True and last["reasoning"] == {"effort": "low"}
         assert assistant[0]["reasoning_items"][0]["encrypted_content"]
+    elif name == "gemini":
+        sent = [c for c in last["contents"] if c["role"] == "model"]
+        assert [p.get("thought") for p in sent[0]["parts"]] == [True, None]
+        assert sent[0]["parts"][1]["thoughtSignature"] and "functionCall" in sent[0]["parts"][1]
+        assert last["generationConfig"]["thinkingConfig"]["thinking_budget"] == 1024
     else:
         sent = [m for m in last["messages"] if m["role"] == "assistant"]
         assert [m["reasoning_content"] for m in sent] == ["I should look first.",
@@ -143,7 +149,7 @@ async def test_usage_counts_reasoning_and_cached_tokens(probe_tool, name):
 
 def _dropping(name):
     """The harness as it was: reasoning dropped from what goes back."""
-    from hud_ray.agents import claude, openai, openai_compatible
+    from hud_ray.agents import claude, gemini, openai, openai_compatible
 
     if name == "claude":
         def add(self, turn):
@@ -154,6 +160,12 @@ def _dropping(name):
         def add(self, turn):
             self.input.extend(i for i in self._items if i.get("type") != "reasoning")
         return openai.ResponsesConversation, add
+    if name == "gemini":
+        def add(self, turn):
+            self.contents.append(self._content.model_copy(update={"parts": [
+                p.model_copy(update={"thought_signature": None})
+                for p in self._content.parts if not p.thought]}))
+        return gemini.GeminiConversation, add
 
     def add(self, turn):
         self.messages.append({"role": "assistant", "content": turn.text,
@@ -172,7 +184,8 @@ async def test_strict_provider_rejects_dropped_reasoning(probe_tool, monkeypatch
     assert not info.value.retryable and "400" in str(info.value)
     expected = {"claude": "Expected `thinking` or `redacted_thinking`, but found `tool_use`",
                 "openai": "without its required 'reasoning' item",
-                "openai_compatible": "reasoning_content is missing"}[name]
+                "openai_compatible": "reasoning_content is missing",
+                "gemini": "missing a thought_signature"}[name]
     assert expected in str(info.value)
 
 

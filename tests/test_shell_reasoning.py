@@ -21,6 +21,7 @@ HARNESSES = {
     "claude": ("claude-sonnet-4-6", {"thinking_budget": 1024, "max_tokens": 2048}),
     "openai": ("o4-mini", {"reasoning_effort": "low"}),
     "openai_compatible": ("qwen3-thinking", {}),
+    "gemini": ("gemini-3-pro-preview", {"thinking_budget": 1024}),
 }
 
 
@@ -33,7 +34,7 @@ async def test_streamed_reasoning_tool_loop_solves_shell_tasks(ray_session, tmp_
                                                                name):
     model, settings = HARNESSES[name]
     with FakeProvider(thinking_bash) as p:
-        url = p.anthropic_base_url if name == "claude" else p.base_url
+        url = {"claude": p.anthropic_base_url, "gemini": p.gemini_base_url}.get(name, p.base_url)
         cfg = EvalConfig(source=str(root / "tasksets/shell.py"), agent=name, model=model,
                          base_url=url, agent_config={"stream": True, **settings},
                          task_ids=["fix_script", "find_failed_order"], out=str(tmp_path / name))

@@ -16,6 +16,7 @@ AGENTS: dict[str, str] = {
     "claude": "hud_ray.agents.claude:ClaudeAgent",
     "openai": "hud_ray.agents.openai:OpenAIAgent",
     "openai_compatible": "hud_ray.agents.openai_compatible:OpenAICompatibleAgent",
+    "gemini": "hud_ray.agents.gemini:GeminiAgent",
 }
 
 

@@ -56,7 +56,7 @@ class Turn:
 
     text: str | None
     tool_calls: list[ToolCallRequest] = field(default_factory=list)
-    finish: str = "stop"  # stop | length | tool_calls | refusal
+    finish: str = "stop"  # stop | length | tool_calls | refusal | malformed
     model: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -204,6 +204,11 @@ class ModelAgent(Agent):
                     result.answer = turn.text
                 if turn.finish == "refusal":
                     result.stop_reason = "refusal"
+                    return result
+                if turn.finish == "malformed":  # the API rejected the model's tool call
+                    result.stop_reason = "error"
+                    result.error = AgentError("model made a malformed tool call",
+                                              code="invalid_tool_call")
                     return result
                 if not turn.tool_calls:
                     result.stop_reason = "length" if turn.finish == "length" else "done"

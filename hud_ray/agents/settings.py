@@ -93,9 +93,19 @@ class ChatSettings(ModelSettings):
                                                       "and logprobs")
 
 
+class GeminiSettings(ModelSettings):
+    """``gemini`` (Gemini API, google-genai)."""
+
+    protocol: ClassVar[str] = "gemini"
+
+    thinking_budget: int | None = Field(
+        None, ge=-1, description="thinking budget in tokens (0 off, -1 dynamic)")
+    include_thoughts: bool = Field(True, description="ask for thought summaries")
+
+
 SETTINGS: dict[str, type[AgentSettings]] = {
     "oracle": AgentSettings, "nop": AgentSettings, "claude": ClaudeSettings,
-    "openai": OpenAISettings, "openai_compatible": ChatSettings}
+    "openai": OpenAISettings, "openai_compatible": ChatSettings, "gemini": GeminiSettings}
 
 
 def settings_model(name: str) -> type[AgentSettings]:

@@ -53,8 +53,19 @@ MESSAGES_PARAMS = frozenset({
     "top_k", "top_p"})
 
 
+GEMINI_PARAMS = frozenset({"contents", "tools", "toolConfig", "safetySettings",
+                           "systemInstruction", "generationConfig", "cachedContent",
+                           "labels"})
+GEMINI_GENERATION = frozenset({
+    "stopSequences", "responseMimeType", "responseSchema", "responseJsonSchema",
+    "candidateCount", "maxOutputTokens", "temperature", "topP", "topK", "seed",
+    "presencePenalty", "frequencyPenalty", "responseLogprobs", "logprobs", "thinkingConfig",
+    "responseModalities", "mediaResolution", "speechConfig"})
+
+
 def check(api: str, body: dict[str, Any], issued: Mapping[str, str]) -> Rejection | None:
-    return {"chat": _chat, "responses": _responses, "messages": _messages}[api](body, issued)
+    return {"chat": _chat, "responses": _responses, "messages": _messages,
+            "gemini": _gemini}[api](body, issued)
 
 
 def _openai_unknown(body: dict[str, Any], known: frozenset[str]) -> Rejection | None:
@@ -286,4 +297,55 @@ def _final_assistant_thinks(messages: list[dict[str, Any]]) -> Rejection | None:
                               f"`redacted_thinking`, but found `{first.get('type')}`. With "
                               "thinking enabled, the assistant turn before the latest tool "
                               "results must start with its thinking block.")
+    return None
+
+
+# ---- gemini ---------------------------------------------------------------------------------
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(w[:1].upper() + w[1:] for w in rest)
+
+
+def _gemini(body: dict[str, Any], issued: Mapping[str, str]) -> Rejection | None:
+    for key in body:
+        if _camel(key) not in GEMINI_PARAMS:
+            return Rejection(400, f'Invalid JSON payload received. Unknown name "{key}": '
+                                  "Cannot find field.")
+    for key in body.get("generationConfig") or body.get("generation_config") or {}:
+        if _camel(key) not in GEMINI_GENERATION:
+            return Rejection(400, f'Invalid JSON payload received. Unknown name "{key}" at '
+                                  "'generation_config': Cannot find field.")
+    contents = body.get("contents")
+    if not isinstance(contents, list) or not contents:
+        return Rejection(400, "* GenerateContentRequest.contents: contents is not specified")
+    open_calls: list[dict[str, Any]] = []
+    for i, c in enumerate(contents):
+        role = c.get("role", "user")
+        if role not in ("user", "model"):
+            return Rejection(400, f"Please use a valid role: user, model. (contents[{i}])")
+        parts = c.get("parts") or []
+        responses = [p for p in parts if "functionResponse" in p]
+        calls = [p for p in parts if "functionCall" in p]
+        if open_calls and len(responses) != len(open_calls):
+            return Rejection(400, "Please ensure that the number of function response parts "
+                                  "is equal to the number of function call parts of the "
+                                  "function call turn.")
+        if responses and not open_calls:
+            return Rejection(400, "Please ensure that function response turn comes "
+                                  "immediately after a function call turn.")
+        open_calls = calls if role == "model" else []
+        for j, part in enumerate(calls):
+            cid = part["functionCall"].get("id")
+            want = issued.get(cid) if cid else None
+            if want is None:
+                continue
+            # the signature rides on the turn's first function call part
+            sig = calls[0].get("thoughtSignature")
+            if sig is None or unseal(sig) != want:
+                return Rejection(400, f"Function call is missing a thought_signature in "
+                                      f"functionCall parts (contents[{i}], call {j}: "
+                                      f"{part['functionCall'].get('name')}).")
+    if open_calls:
+        return Rejection(400, "Please ensure that function call turn comes immediately after "
+                              "a user turn or after a function response turn.")
     return None

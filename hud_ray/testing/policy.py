@@ -22,7 +22,7 @@ class ProviderRequest:
     API the call came in on. ``body`` and ``headers`` are the raw request.
     """
 
-    api: Literal["chat", "responses", "messages"]
+    api: Literal["chat", "responses", "messages", "gemini"]
     model: str
     messages: list[dict[str, Any]]
     tools: list[str] = field(default_factory=list)

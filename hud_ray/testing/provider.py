@@ -1,8 +1,9 @@
 """A protocol-faithful local model provider for tests, demos and benchmarks.
 
 Speaks OpenAI Chat Completions (``/v1/chat/completions``), OpenAI Responses
-(``/v1/responses``) and Anthropic Messages (``/v1/messages``), streaming and not, well
-enough for the official ``openai`` and ``anthropic`` clients. What it answers comes
+(``/v1/responses``), Anthropic Messages (``/v1/messages``) and Gemini
+(``/v1beta/models/M:generateContent``), streaming and not, well enough for the official
+``openai``, ``anthropic`` and ``google-genai`` clients. What it answers comes
 from a *policy* (see :mod:`hud_ray.testing.policy`); faults (429 with Retry-After, 5xx,
 hangs, disconnects, malformed tool JSON) are injected the same way. With
 ``token_ids=True`` (or a request carrying vLLM's ``return_token_ids``) chat responses
@@ -26,13 +27,14 @@ import asyncio
 import inspect
 import json
 import logging
+import re
 import threading
 from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any
 
-from hud_ray.testing import _anthropic, _openai, _strict
+from hud_ray.testing import _anthropic, _gemini, _openai, _strict
 from hud_ray.testing._http import HTTPServer, Request, Response
 from hud_ray.testing._wire import dumps, error_body, new_id, parse
 from hud_ray.testing.policy import (
@@ -51,6 +53,7 @@ logger = logging.getLogger(__name__)
 _ROUTES = {"/v1/chat/completions": "chat", "/chat/completions": "chat",
            "/v1/responses": "responses", "/responses": "responses",
            "/v1/messages": "messages", "/messages": "messages"}
+_GEMINI = re.compile(r"^/(?:v1beta|v1)/models/([^/:]+):(generateContent|streamGenerateContent)$")
 _SSE = {"cache-control": "no-cache"}
 MODEL = "fake"
 
@@ -160,6 +163,11 @@ class FakeProvider:
         return f"{self.url}/v1"
 
     @property
+    def gemini_base_url(self) -> str:
+        """For the ``google-genai`` client (which appends ``/v1beta/models/...``)."""
+        return self.url
+
+    @property
     def anthropic_base_url(self) -> str:
         """For the ``anthropic`` client (which appends ``/v1/messages``)."""
         return self.url
@@ -168,6 +176,9 @@ class FakeProvider:
     def _handle(self, req: Request) -> Answer:
         path = req.path.partition("?")[0]
         api = _ROUTES.get(path)
+        gemini = _GEMINI.match(path) if api is None else None
+        if gemini is not None:
+            api = "gemini"
         if api is None:
             return self._other(req, path.rstrip("/"))
         if req.method != "POST":
@@ -183,9 +194,13 @@ class FakeProvider:
         if not isinstance(body, dict):
             self.stats[f"{api}:400"] += 1
             return _error(api, 400, "The request body is not a JSON object.")
+        strict_body = body
+        if gemini is not None:  # model and streaming live in the URL
+            body = {**body, "model": gemini.group(1),
+                    "stream": gemini.group(2) == "streamGenerateContent"}
         preq = parse(api, body, req.headers)
         self.log.append(preq)
-        if self.strict and (bad := _strict.check(api, body, self.issued)) is not None:
+        if self.strict and (bad := _strict.check(api, strict_body, self.issued)) is not None:
             self.stats[f"{api}:strict:{bad.status}"] += 1
             logger.info("fake provider rejected a %s request: %s", api, bad.message)
             return Response(status=bad.status,
@@ -248,6 +263,8 @@ class FakeProvider:
                 stream = _openai.chat_stream(preq, reply, self.token_ids)
             elif api == "responses":
                 stream = _openai.responses_stream(preq, reply)
+            elif api == "gemini":
+                stream = _gemini.gemini_stream(preq, reply)
             else:
                 stream = _anthropic.messages_stream(preq, reply)
             return Response(stream=stream, content_type="text/event-stream", headers=_SSE)
@@ -255,6 +272,8 @@ class FakeProvider:
             return Response(body=_openai.chat_json(preq, reply, self.token_ids))
         if api == "responses":
             return Response(body=_openai.responses_json(preq, reply))
+        if api == "gemini":
+            return Response(body=_gemini.gemini_json(preq, reply))
         return Response(body=_anthropic.messages_json(preq, reply))
 
     def _remember(self, preq: ProviderRequest, reply: Reply) -> Reply:
@@ -299,7 +318,8 @@ class FakeProvider:
 
     def _authorised(self, headers: dict[str, str]) -> bool:
         return (headers.get("authorization") == f"Bearer {self.api_key}"
-                or headers.get("x-api-key") == self.api_key)
+                or headers.get("x-api-key") == self.api_key
+                or headers.get("x-goog-api-key") == self.api_key)
 
 
 def _error(api: str, status: int, message: str,

@@ -207,3 +207,41 @@ async def test_lenient_mode_accepts_anything_and_cut_faults():
         stream = await oai(p).chat.completions.create(model="m", messages=USER, stream=True)
         chunks = [ch async for ch in stream]  # ends early, cleanly, with no finish_reason
         assert chunks and all(ch.choices[0].finish_reason is None for ch in chunks)
+
+
+# ---- gemini ---------------------------------------------------------------------------------------
+async def test_gemini_thoughts_signatures_and_pairing(provider):
+    from google import genai
+    from google.genai import errors, types
+
+    g = genai.Client(api_key="k", http_options={"base_url": provider.gemini_base_url})
+    tools = [types.Tool(function_declarations=[types.FunctionDeclaration(
+        name="bash", parameters_json_schema={"type": "object"})])]
+    cfg = types.GenerateContentConfig(tools=tools, thinking_config=types.ThinkingConfig(
+        include_thoughts=True))
+    r = await g.aio.models.generate_content(model="gemini-3-pro-preview", contents="go",
+                                            config=cfg)
+    parts = r.candidates[0].content.parts
+    assert parts[0].thought and parts[0].text == "let me look"
+    assert parts[1].function_call.name == "bash" and parts[1].thought_signature
+    assert r.usage_metadata.thoughts_token_count == 3
+    answer = types.Content(role="user", parts=[types.Part(function_response=types.FunctionResponse(
+        id="call_1", name="bash", response={"result": "a.txt"}))])
+    user = types.Content(role="user", parts=[types.Part(text="go")])
+    r2 = await g.aio.models.generate_content(
+        model="gemini-3-pro-preview", contents=[user, r.candidates[0].content, answer],
+        config=cfg)
+    assert r2.text == "done"
+    stripped = types.Content(role="model", parts=[parts[1].model_copy(
+        update={"thought_signature": None})])
+    with pytest.raises(errors.ClientError) as info:
+        await g.aio.models.generate_content(model="gemini-3-pro-preview",
+                                            contents=[user, stripped, answer], config=cfg)
+    assert info.value.code == 400 and "missing a thought_signature" in str(info.value)
+    with pytest.raises(errors.ClientError, match="number of function response parts"):
+        await g.aio.models.generate_content(
+            model="gemini-3-pro-preview", contents=[user, r.candidates[0].content, user],
+            config=cfg)
+    chunks = [c async for c in await g.aio.models.generate_content_stream(
+        model="gemini-3-pro-preview", contents="go", config=cfg)]
+    assert chunks[-1].candidates[0].finish_reason == "STOP"

@@ -19,7 +19,7 @@ import logging
 import ssl
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -329,7 +329,8 @@ def sdk_kwargs(method: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def consume(stream: Any, what: str, status_error: type[BaseException]) -> AsyncIterator[Any]:
+async def consume(stream: Any, what: str,
+                  status_error: type[BaseException]) -> AsyncGenerator[Any, None]:
     """Iterate an SDK stream; a transport failure mid-stream becomes :class:`StreamCut`
     (an HTTP error status from the provider stays what it is). Always closes the stream."""
     try:

@@ -120,7 +120,9 @@ class GeminiConversation(Conversation):
               ttft: float | None) -> Turn:
         types = self.types
         self._content = types.Content(role="model", parts=parts)
-        texts, thoughts, calls = [], [], []
+        texts: list[str] = []
+        thoughts: list[str] = []
+        calls: list[ToolCallRequest] = []
         for i, part in enumerate(parts):
             if part.function_call is not None:
                 fc = part.function_call
@@ -181,10 +183,10 @@ class GeminiAgent(ModelAgent):
         if self.endpoint.protocol == "chat":
             return openai_client(self.endpoint, connections, self.request_timeout)
         from google import genai
+        from google.genai import types
 
-        options: dict[str, Any] = {"timeout": int(self.request_timeout * 1000)}
-        if self.endpoint.base_url:
-            options["base_url"] = self.endpoint.base_url
+        options = types.HttpOptions(timeout=int(self.request_timeout * 1000),
+                                    base_url=self.endpoint.base_url)
         return genai.Client(api_key=self.endpoint.api_key.get(), http_options=options)
 
     async def close(self) -> None:
@@ -198,7 +200,7 @@ class GeminiAgent(ModelAgent):
                     result = client.close()
                     if hasattr(result, "__await__"):
                         await result
-            except Exception:  # noqa: BLE001 - best effort
+            except Exception:
                 pass
 
     def conversation(self, ctx: AgentContext, tools: list[Tool], model: str,

@@ -76,7 +76,7 @@ def gemini_stream(req: ProviderRequest, reply: Reply) -> Iterator[bytes]:
     parts = _parts(req, reply)
     chunks: list[list[dict[str, Any]]] = []
     for part in parts:
-        if "text" in part and part["text"]:
+        if part.get("text"):
             bits = pieces(part["text"])
             for i, bit in enumerate(bits):
                 piece = {**part, "text": bit}

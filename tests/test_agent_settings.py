@@ -67,7 +67,7 @@ def test_missing_provider_key_is_caught_unless_an_endpoint_supplies_one(no_keys,
         validate_agent("openai_compatible", {"api_key_env": "MY_KEY"}, base_url="http://x")
     monkeypatch.setenv("HUD_API_KEY", "hud-key-0123456789")
     validate_agent("claude", {})  # through the gateway
-    with pytest.raises(ConfigError, match="thinking_budget needs the Anthropic API"):
+    with pytest.raises(ConfigError, match="extended thinking needs the Anthropic API"):
         validate_agent("claude", {"thinking_budget": 2048, "max_tokens": 4096})
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-0123456789")
     validate_agent(AgentSpec(name="claude", config=AgentConfig(max_steps=3)))

@@ -237,6 +237,9 @@ async def test_reasoning_models_get_max_completion_tokens(stream):
     ("claude", None, {"thinking_budget": 2048, "temperature": 0.5, "max_tokens": 4096},
      "temperature must be unset or 1"),
     ("claude", None, {"thinking_budget": 2048}, "less than max_tokens"),
+    ("claude", None, {"adaptive_thinking": True, "temperature": 0.2}, "must be unset or 1"),
+    ("claude", None, {"adaptive_thinking": True, "thinking_budget": 2048, "max_tokens": 4096},
+     "not both"),
     ("claude", None, {"thinking_budget": 100, "max_tokens": 4096}, "greater than or equal"),
     ("openai", "o3", {"temperature": 0.2}, "does not accept temperature"),
     ("openai_compatible", "gpt-5", {"top_p": 0.5}, "does not accept top_p"),
@@ -257,3 +260,13 @@ async def test_streamed_token_ids_match_plain():
     assert plain.prompt_token_ids == streamed.prompt_token_ids
     assert plain.completion_logprobs == streamed.completion_logprobs
     assert plain.completion_token_ids[0] and streamed.answer == "a b c"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_claude_adaptive_thinking_loop(probe_tool, stream):
+    async with FakeProvider(LOOP) as p:
+        agent = create_agent(spec("claude", p, "claude-opus-4-6", adaptive_thinking=True))
+        result = await agent.run(ctx(adaptive_thinking=True, stream=stream))
+    assert result.answer == "a.txt says hello" and p.log[-1].body["thinking"] == {
+        "type": "adaptive"}
+    assert result.steps[0]["reasoning_items"][0]["type"] == "thinking"

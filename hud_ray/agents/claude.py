@@ -51,6 +51,8 @@ class MessagesConversation(Conversation):
             kwargs["top_p"] = s.top_p
         if isinstance(s, ClaudeSettings) and s.thinking_budget is not None:
             kwargs["thinking"] = {"type": "enabled", "budget_tokens": s.thinking_budget}
+        elif isinstance(s, ClaudeSettings) and s.adaptive_thinking:
+            kwargs["thinking"] = {"type": "adaptive"}
         if tools:
             kwargs["tools"] = [t.anthropic() for t in tools]
         self.stream = s.stream
@@ -168,7 +170,7 @@ class ClaudeAgent(ModelAgent):
     """Anthropic Messages harness (Chat Completions when routed via the gateway)."""
 
     name = "claude"
-    default_model = "claude-sonnet-4-5"
+    default_model = "claude-sonnet-4-6"  # claude-sonnet-4-5 reaches end-of-life 2026-11-30
 
     def _make_client(self, connections: int) -> Any:
         if self.endpoint.protocol == "chat":

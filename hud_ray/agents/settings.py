@@ -69,6 +69,12 @@ class ClaudeSettings(ModelSettings):
 
     thinking_budget: int | None = Field(
         None, ge=1024, description="extended thinking: budget_tokens (< max_tokens)")
+    adaptive_thinking: bool = Field(
+        False, description="adaptive thinking (thinking.type=adaptive; newer models)")
+
+    @property
+    def thinking(self) -> bool:
+        return self.thinking_budget is not None or self.adaptive_thinking
 
 
 class OpenAISettings(ModelSettings):
@@ -140,16 +146,19 @@ def _one_line(name: str, cls: type[AgentSettings], exc: ValidationError) -> str:
 
 def _check_model(name: str, s: AgentSettings, model: str | None) -> None:
     """What the model (not just the schema) rules out."""
-    if isinstance(s, ClaudeSettings) and s.thinking_budget is not None:
-        if s.thinking_budget >= s.max_tokens:
+    if isinstance(s, ClaudeSettings) and s.thinking:
+        if s.thinking_budget is not None and s.adaptive_thinking:
+            raise ConfigError(f"agent {name!r}: set thinking_budget or adaptive_thinking, "
+                              "not both")
+        if s.thinking_budget is not None and s.thinking_budget >= s.max_tokens:
             raise ConfigError(f"agent {name!r}: thinking_budget ({s.thinking_budget}) must be "
                               f"less than max_tokens ({s.max_tokens})")
         if s.temperature is not None and s.temperature != 1:
             raise ConfigError(f"agent {name!r}: temperature must be unset or 1 with "
-                              "extended thinking (thinking_budget)")
+                              "extended thinking")
         if s.top_p is not None and s.top_p < 0.95:
             raise ConfigError(f"agent {name!r}: top_p must be unset or >= 0.95 with "
-                              "extended thinking (thinking_budget)")
+                              "extended thinking")
     if isinstance(s, OpenAISettings | ChatSettings) and is_openai_reasoning_model(model):
         for key in ("temperature", "top_p"):
             if getattr(s, key) is not None:
@@ -186,7 +195,7 @@ def validate_agent(name: str | AgentSpec, settings: Mapping[str, Any] | None = N
         endpoint = resolve_endpoint(AgentSpec(name=name, model=model, base_url=base_url,
                                               gateway=gateway, config=config))
         if endpoint.protocol == "chat" and isinstance(parsed, ClaudeSettings) and \
-                parsed.thinking_budget is not None:
-            raise ConfigError(f"agent {name!r}: thinking_budget needs the Anthropic API; "
+                parsed.thinking:
+            raise ConfigError(f"agent {name!r}: extended thinking needs the Anthropic API; "
                               "through the Chat Completions gateway it cannot be sent")
     return parsed

@@ -50,7 +50,8 @@ class Grade:
 
 
 class AgentConfig(BaseModel):
-    """Knobs every harness understands; unknown keys pass through to the harness."""
+    """Knobs every harness understands; other keys pass through to the harness, whose
+    typed settings model (:mod:`hud_ray.agents.settings`) accepts or rejects them."""
 
     model_config = {"extra": "allow"}
 

@@ -1,5 +1,5 @@
-"""tasksets/shell.py on Ray with each model harness streaming, reasoning on, and real
-bash tool calls in a sandbox, against the strict local provider."""
+"""tasksets/shell.py on Ray with each model harness, streamed and not, reasoning on, and
+real bash tool calls in a sandbox, against the strict local provider."""
 
 from __future__ import annotations
 
@@ -29,14 +29,15 @@ def thinking_bash(req: ProviderRequest) -> Reply:
     return dataclasses.replace(bash_policy(req), reasoning=f"plan for turn {req.turn}")
 
 
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "plain"])
 @pytest.mark.parametrize("name", list(HARNESSES))
-async def test_streamed_reasoning_tool_loop_solves_shell_tasks(ray_session, tmp_path, root,
-                                                               name):
+async def test_reasoning_tool_loop_solves_shell_tasks(ray_session, tmp_path, root, name,
+                                                      stream):
     model, settings = HARNESSES[name]
     with FakeProvider(thinking_bash) as p:
         url = {"claude": p.anthropic_base_url, "gemini": p.gemini_base_url}.get(name, p.base_url)
         cfg = EvalConfig(source=str(root / "tasksets/shell.py"), agent=name, model=model,
-                         base_url=url, agent_config={"stream": True, **settings},
+                         base_url=url, agent_config={"stream": stream, **settings},
                          task_ids=["fix_script", "find_failed_order"], out=str(tmp_path / name))
         result = await run_eval_async(config=cfg)
         rejected = {k: v for k, v in p.stats.items() if ":strict:" in k}

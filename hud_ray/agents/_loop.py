@@ -104,7 +104,7 @@ class ModelAgent(Agent):
         self.connections_per_client = s.connections_per_client
         self._idle: list[Any] = []
         self._all: list[Any] = []
-        self._settings_cache: tuple[str, ModelSettings] | None = None
+        self._settings_cache: tuple[Any, str, ModelSettings] | None = None
 
     def settings_for(self, values: dict[str, Any], model: str | None) -> ModelSettings:
         """The typed settings for one rollout (per-task overrides included)."""
@@ -161,13 +161,12 @@ class ModelAgent(Agent):
                                        what=f"{self.spec.name} call to {self._model}")
 
     def _rollout_settings(self, ctx: AgentContext, model: str) -> ModelSettings:
-        values = ctx.config.model_dump()
-        key = json.dumps([model, values], sort_keys=True, default=str)
+        # rollouts without per-task overrides share one config object: parse it once
         cached = self._settings_cache
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        settings = self.settings_for(values, model)
-        self._settings_cache = (key, settings)
+        if cached is not None and cached[0] is ctx.config and cached[1] == model:
+            return cached[2]
+        settings = self.settings_for(ctx.config.model_dump(), model)
+        self._settings_cache = (ctx.config, model, settings)
         return settings
 
     async def run(self, ctx: AgentContext) -> AgentResult:

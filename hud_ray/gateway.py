@@ -4,11 +4,12 @@ Precedence, first match wins:
 
 1. ``--base-url`` (``AgentSpec.base_url``): that endpoint, with the key from the env var
    named by ``api_key_env`` or the provider's usual variable, else ``"EMPTY"`` (local
-   servers such as vLLM take any key).
+   servers such as vLLM take any key). An ``api_key_env`` naming an unset variable is a
+   ConfigError, whatever the route.
 2. ``--gateway`` forces the gateway (below).
 3. A provider key in the environment calls the provider directly:
    ``ANTHROPIC_API_KEY`` for ``claude``, ``OPENAI_API_KEY`` for ``openai`` and
-   ``openai_compatible``.
+   ``openai_compatible``, ``GEMINI_API_KEY`` for ``gemini``.
 4. A gateway key (``HUD_RAY_GATEWAY_KEY`` or ``HUD_API_KEY``) routes through the
    OpenAI-compatible gateway at ``HUD_RAY_GATEWAY_URL`` (default
    ``https://inference.hud.ai/v1``). Through the gateway every harness speaks Chat
@@ -28,13 +29,13 @@ from typing import Literal
 from hud_ray.errors import ConfigError
 from hud_ray.types import AgentSpec
 
-Protocol = Literal["anthropic", "responses", "chat"]
+Protocol = Literal["anthropic", "responses", "chat", "gemini"]
 
 DEFAULT_GATEWAY_URL = "https://inference.hud.ai/v1"
 PROVIDER_KEYS = {"claude": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY",
-                 "openai_compatible": "OPENAI_API_KEY"}
+                 "openai_compatible": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
 NATIVE_PROTOCOL: dict[str, Protocol] = {"claude": "anthropic", "openai": "responses",
-                                        "openai_compatible": "chat"}
+                                        "openai_compatible": "chat", "gemini": "gemini"}
 
 _KNOWN_KEYS: set[str] = set()
 
@@ -92,14 +93,18 @@ def resolve_endpoint(spec: AgentSpec) -> Endpoint:
         raise ConfigError(f"agent {spec.name!r} does not call a model provider")
     native = NATIVE_PROTOCOL[spec.name]
     extras = spec.config.model_extra or {}
+    named = extras.get("api_key_env")
+    if named and not os.environ.get(named):
+        raise ConfigError(f"agent {spec.name!r}: api_key_env names {named}, which is not set "
+                          "in the environment")
     if spec.base_url:
-        var = extras.get("api_key_env") or provider_var
+        var = named or provider_var
         key = os.environ.get(var) or "EMPTY"
         return Endpoint(native, spec.base_url, Secret(key), key_source=var)
     if spec.gateway:
         return _gateway(spec)
-    if key := os.environ.get(provider_var):
-        return Endpoint(native, None, Secret(key), key_source=provider_var)
+    if direct := os.environ.get(provider_var):
+        return Endpoint(native, None, Secret(direct), key_source=provider_var)
     try:
         return _gateway(spec)
     except ConfigError:

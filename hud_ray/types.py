@@ -50,7 +50,8 @@ class Grade:
 
 
 class AgentConfig(BaseModel):
-    """Knobs every harness understands; unknown keys pass through to the harness."""
+    """Knobs every harness understands; other keys pass through to the harness, whose
+    typed settings model (:mod:`hud_ray.agents.settings`) accepts or rejects them."""
 
     model_config = {"extra": "allow"}
 
@@ -104,6 +105,8 @@ class AgentResult:
     model: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     call_latencies: list[float] = field(default_factory=list)
+    #: seconds to the first streamed token of each model call (streamed runs only)
+    first_token_latencies: list[float] = field(default_factory=list)
     prompt_token_ids: list[list[int]] | None = None
     completion_token_ids: list[list[int]] | None = None
     completion_logprobs: list[list[float]] | None = None

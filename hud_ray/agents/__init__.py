@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from hud_ray.agents.base import Agent
 from hud_ray.errors import ConfigError
@@ -15,6 +16,7 @@ AGENTS: dict[str, str] = {
     "claude": "hud_ray.agents.claude:ClaudeAgent",
     "openai": "hud_ray.agents.openai:OpenAIAgent",
     "openai_compatible": "hud_ray.agents.openai_compatible:OpenAICompatibleAgent",
+    "gemini": "hud_ray.agents.gemini:GeminiAgent",
 }
 
 
@@ -41,4 +43,13 @@ def create_agent(spec: AgentSpec) -> Agent:
     return agent_class(spec.name)(spec)
 
 
-__all__ = ["AGENTS", "Agent", "agent_class", "agent_names", "create_agent"]
+def __getattr__(name: str) -> Any:
+    if name in ("validate_agent", "AgentSettings"):
+        from hud_ray.agents import settings
+
+        return getattr(settings, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["AGENTS", "Agent", "AgentSettings", "agent_class", "agent_names", "create_agent",
+           "validate_agent"]

@@ -13,25 +13,34 @@ the same way (it is the environment talking, not the model misbehaving).
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import ssl
 import time
 from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from hud_ray.agents._retry import RetryPolicy, call_with_retries
 from hud_ray.agents.base import Agent
+from hud_ray.agents.settings import ModelSettings, parse_settings
 from hud_ray.agents.toolbox import tools_for
 from hud_ray.agents.tools import Tool
 from hud_ray.errors import AgentError
 from hud_ray.gateway import Endpoint, redact, resolve_endpoint
-from hud_ray.types import AgentConfig, AgentContext, AgentResult, AgentSpec
+from hud_ray.types import AgentContext, AgentResult, AgentSpec
 
 log = logging.getLogger(__name__)
 
 MAX_TOOL_OUTPUT = 16_000
+
+
+class StreamCut(ConnectionError):
+    """A streamed response ended (or broke) before its final event: never an answer.
+    A ConnectionError, so the retry layer retries it and, when retries run out, the
+    rollout becomes a retryable ``infra_error``."""
 
 
 @dataclass
@@ -47,13 +56,20 @@ class Turn:
 
     text: str | None
     tool_calls: list[ToolCallRequest] = field(default_factory=list)
-    finish: str = "stop"  # stop | length | tool_calls | refusal
+    finish: str = "stop"  # stop | length | tool_calls | refusal | malformed
     model: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
     prompt_token_ids: list[int] | None = None
     completion_token_ids: list[int] | None = None
     completion_logprobs: list[float] | None = None
+    reasoning: str | None = None  # thinking / reasoning summary text, for the transcript
+    #: the provider-native reasoning state sent back next turn (thinking blocks with
+    #: signatures, Responses reasoning items); recorded in the transcript as is
+    reasoning_items: list[dict[str, Any]] = field(default_factory=list)
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    ttft: float | None = None  # seconds to the first streamed output (streaming only)
 
 
 class Conversation(ABC):
@@ -77,18 +93,24 @@ class ModelAgent(Agent):
 
     def __init__(self, spec: AgentSpec) -> None:
         super().__init__(spec)
+        self._model: str | None = spec.model or self.default_model
+        self.settings = self.settings_for(spec.config.model_dump(), self._model)
         self.endpoint: Endpoint = resolve_endpoint(spec)
-        extras = spec.config.model_extra or {}
-        self.retry = RetryPolicy(
-            max_attempts=int(extras.get("max_attempts", 6)),
-            base=float(extras.get("backoff_base", 0.5)),
-            cap=float(extras.get("backoff_cap", 30.0)))
-        self.request_timeout = float(extras.get("request_timeout", 600.0))
+        s = self.settings
+        self.retry = RetryPolicy(max_attempts=s.max_attempts, base=s.backoff_base,
+                                 cap=s.backoff_cap)
+        self.request_timeout = s.request_timeout
         self.limiter: Any = None  # set by the placement layer when rpm/tpm limits apply
-        self.connections_per_client = int(extras.get("connections_per_client", 2))
+        self.connections_per_client = s.connections_per_client
         self._idle: list[Any] = []
         self._all: list[Any] = []
-        self._model: str | None = spec.model or self.default_model
+        self._settings_cache: tuple[Any, str, ModelSettings] | None = None
+
+    def settings_for(self, values: dict[str, Any], model: str | None) -> ModelSettings:
+        """The typed settings for one rollout (per-task overrides included)."""
+        settings = parse_settings(self.spec.name, values, model)
+        assert isinstance(settings, ModelSettings)
+        return settings
 
     @property
     def model(self) -> str | None:
@@ -100,7 +122,7 @@ class ModelAgent(Agent):
 
     @abstractmethod
     def conversation(self, ctx: AgentContext, tools: list[Tool], model: str,
-                     client: Any) -> Conversation: ...
+                     client: Any, settings: ModelSettings) -> Conversation: ...
 
     async def _resolve_model(self) -> str:
         if self._model is None:
@@ -141,33 +163,55 @@ class ModelAgent(Agent):
         return await call_with_retries(attempt, self.retry,
                                        what=f"{self.spec.name} call to {self._model}")
 
+    def _rollout_settings(self, ctx: AgentContext, model: str) -> ModelSettings:
+        # rollouts without per-task overrides share one config object: parse it once
+        cached = self._settings_cache
+        if cached is not None and cached[0] is ctx.config and cached[1] == model:
+            return cached[2]
+        settings = self.settings_for(ctx.config.model_dump(), model)
+        self._settings_cache = (ctx.config, model, settings)
+        return settings
+
     async def run(self, ctx: AgentContext) -> AgentResult:
-        config: AgentConfig = ctx.config
         model = await call_with_retries(self._resolve_model, self.retry, what="model lookup")
+        settings = self._rollout_settings(ctx, model)
         result = AgentResult(answer=None, model=model,
-                             usage={"prompt_tokens": 0, "completion_tokens": 0, "calls": 0})
+                             usage={"prompt_tokens": 0, "completion_tokens": 0, "calls": 0,
+                                    "reasoning_tokens": 0, "cached_tokens": 0})
         ctx.partial = result  # the worker records it if the agent phase is cut short
-        tools, cleanup = await tools_for(ctx.capabilities, config)
+        tools, cleanup = await tools_for(ctx.capabilities, settings)
         client = self.lease_client()
         try:
-            conv = self.conversation(ctx, tools, model, client)
+            conv = self.conversation(ctx, tools, model, client, settings)
             by_name = {t.name: t for t in tools}
             bad_streak = 0
-            estimate = config.max_tokens + len(ctx.prompt.text) // 4
-            for _ in range(config.max_steps):
+            estimate = settings.max_tokens + len(ctx.prompt.text) // 4
+            for _ in range(settings.max_steps):
                 t0 = time.perf_counter()
                 turn = await self._limited_call(conv, estimate)
                 result.call_latencies.append(round(time.perf_counter() - t0, 6))
+                if turn.ttft is not None:
+                    result.first_token_latencies.append(round(turn.ttft, 6))
                 self._account(result, turn)
                 conv.add_assistant(turn)
-                result.steps.append({
-                    "role": "assistant", "content": turn.text,
-                    **({"tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments}
-                                       for c in turn.tool_calls]} if turn.tool_calls else {})})
+                step: dict[str, Any] = {"role": "assistant", "content": turn.text}
+                if turn.reasoning is not None:
+                    step["reasoning"] = turn.reasoning
+                if turn.reasoning_items:
+                    step["reasoning_items"] = turn.reasoning_items
+                if turn.tool_calls:
+                    step["tool_calls"] = [{"id": c.id, "name": c.name, "arguments": c.arguments}
+                                          for c in turn.tool_calls]
+                result.steps.append(step)
                 if turn.text is not None:
                     result.answer = turn.text
                 if turn.finish == "refusal":
                     result.stop_reason = "refusal"
+                    return result
+                if turn.finish == "malformed":  # the API rejected the model's tool call
+                    result.stop_reason = "error"
+                    result.error = AgentError("model made a malformed tool call",
+                                              code="invalid_tool_call")
                     return result
                 if not turn.tool_calls:
                     result.stop_reason = "length" if turn.finish == "length" else "done"
@@ -215,6 +259,8 @@ class ModelAgent(Agent):
     def _account(result: AgentResult, turn: Turn) -> None:
         result.usage["prompt_tokens"] += turn.prompt_tokens
         result.usage["completion_tokens"] += turn.completion_tokens
+        result.usage["reasoning_tokens"] += turn.reasoning_tokens
+        result.usage["cached_tokens"] += turn.cached_tokens
         result.usage["calls"] += 1
         if turn.model:
             result.model = turn.model
@@ -261,6 +307,48 @@ def anthropic_client(endpoint: Endpoint, connections: int, timeout: float) -> An
                                    verify=_tls())
     return AsyncAnthropic(base_url=endpoint.base_url, api_key=endpoint.api_key.get(),
                           max_retries=0, timeout=timeout, http_client=http)
+
+
+@functools.cache
+def _params(fn: Callable[..., Any]) -> frozenset[str]:
+    return frozenset(inspect.signature(fn).parameters)
+
+
+def sdk_kwargs(method: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` split for an SDK method: what its signature takes stays a keyword, the
+    rest travels in ``extra_body`` (e.g. ``temperature`` for an ``anthropic`` SDK whose
+    ``messages.create`` has no such parameter). Checked against the installed SDK."""
+    fn = getattr(method, "__func__", method)
+    accepted = _params(fn)
+    out: dict[str, Any] = {}
+    extra: dict[str, Any] = dict(kwargs.pop("extra_body", None) or {})
+    for key, value in kwargs.items():
+        if key in accepted:
+            out[key] = value
+        else:
+            extra[key] = value
+    if extra:
+        out["extra_body"] = extra
+    return out
+
+
+async def consume(stream: Any, what: str,
+                  status_error: type[BaseException]) -> AsyncGenerator[Any, None]:
+    """Iterate an SDK stream; a transport failure mid-stream becomes :class:`StreamCut`
+    (an HTTP error status from the provider stays what it is). Always closes the stream."""
+    try:
+        async for event in stream:
+            yield event
+    except status_error:
+        raise
+    except Exception as exc:
+        raise StreamCut(f"{what} stream broke off: {type(exc).__name__}: "
+                        f"{redact(str(exc))[:200]}") from exc
+    finally:
+        try:
+            await stream.close()
+        except Exception:
+            log.debug("closing a stream failed", exc_info=True)
 
 
 def parse_arguments(raw: Any) -> Any:

@@ -36,6 +36,8 @@ class RetryPolicy:
 
 def _status(exc: BaseException) -> int | None:
     status = getattr(exc, "status_code", None)
+    if status is None and type(exc).__module__.startswith("google.genai"):
+        status = getattr(exc, "code", None)  # google-genai's APIError
     return status if isinstance(status, int) else None
 
 

@@ -9,7 +9,6 @@ from typing import Any
 
 from hud_ray.agents.tools import THINK, Tool
 from hud_ray.capabilities.base import Capability
-from hud_ray.types import AgentConfig
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +16,7 @@ Cleanup = Callable[[], Awaitable[None]]
 
 
 async def tools_for(capabilities: list[Capability],
-                    config: AgentConfig) -> tuple[list[Tool], Cleanup]:
+                    config: Any) -> tuple[list[Tool], Cleanup]:
     """Connect to the capabilities this harness knows and return their tools.
 
     Capabilities of families the harness has no tools for are skipped (logged): a

@@ -22,12 +22,27 @@ class Tool:
                                                  "parameters": self.parameters}}
 
     def openai_responses(self) -> dict[str, Any]:
+        """``strict`` is always stated: true only when the schema already meets strict
+        mode's rules (every property required, no additional properties)."""
         return {"type": "function", "name": self.name, "description": self.description,
-                "parameters": self.parameters}
+                "parameters": self.parameters, "strict": strict_schema(self.parameters)}
 
     def anthropic(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description,
                 "input_schema": self.parameters}
+
+
+def strict_schema(schema: dict[str, Any]) -> bool:
+    """Whether an object schema already satisfies OpenAI strict mode (checked shallowly
+    at every nested object)."""
+    if schema.get("type") != "object":
+        return False
+    props = schema.get("properties") or {}
+    if schema.get("additionalProperties") is not False or \
+            set(schema.get("required") or ()) != set(props):
+        return False
+    return all(strict_schema(p) for p in props.values()
+               if isinstance(p, dict) and p.get("type") == "object")
 
 
 async def _think(args: dict[str, Any]) -> str:

@@ -189,10 +189,11 @@ class Driver:
     async def run(self) -> EvalResult:
         cfg = self.config
         taskset = load_taskset(cfg)
-        cfg.agent_spec()  # validate agent config early
-        from hud_ray.agents import agent_class
+        from hud_ray.agents.settings import validate_agent
 
-        agent_class(cfg.agent)  # unknown agent -> ConfigError before anything starts
+        # unknown agent, bad setting, missing key -> one-line ConfigError before Ray starts
+        validate_agent(cfg.agent, cfg.agent_config, model=cfg.model, base_url=cfg.base_url,
+                       gateway=cfg.gateway)
         run_id, out, resume = self._prepare_dir(taskset)
         created_dir = not out.exists()
         sink = ArrowSink(out)

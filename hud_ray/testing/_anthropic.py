@@ -6,7 +6,15 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from hud_ray.testing._wire import dumps, new_id, pieces, usage
+from hud_ray.testing._wire import (
+    dumps,
+    new_id,
+    pieces,
+    reasoning_tokens,
+    seal,
+    signature,
+    usage,
+)
 from hud_ray.testing.policy import ProviderRequest, Reply
 
 
@@ -19,6 +27,15 @@ def _stop_reason(reply: Reply) -> str:
 def _message(req: ProviderRequest, reply: Reply) -> dict[str, Any]:
     prompt, completion = usage(req, reply)
     content: list[dict[str, Any]] = []
+    thinking_tokens = 0
+    if thinking_enabled(req.body):
+        thinking_tokens = reasoning_tokens(reply)
+        if reply.reasoning is not None:
+            content.append({"type": "thinking", "thinking": reply.reasoning,
+                            "signature": signature(reply.reasoning)})
+        if reply.redacted:
+            content.append({"type": "redacted_thinking",
+                            "data": seal(f"redacted:{reply.reasoning or ''}")})
     if reply.text is not None:
         content.append({"type": "text", "text": reply.text})
     for call in reply.tool_calls:
@@ -33,9 +50,17 @@ def _message(req: ProviderRequest, reply: Reply) -> dict[str, Any]:
     return {"id": new_id("msg_"), "type": "message", "role": "assistant",
             "model": req.model or "fake", "content": content,
             "stop_reason": _stop_reason(reply), "stop_sequence": None,
-            "usage": {"input_tokens": prompt, "output_tokens": completion,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+            "usage": {"input_tokens": max(0, prompt - reply.cached_tokens),
+                      "output_tokens": completion,
+                      "output_tokens_details": {"thinking_tokens": thinking_tokens},
+                      "cache_creation_input_tokens": 0,
+                      "cache_read_input_tokens": reply.cached_tokens,
                       "service_tier": "standard"}}
+
+
+def thinking_enabled(body: dict[str, Any]) -> bool:
+    thinking = body.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
 
 
 def messages_json(req: ProviderRequest, reply: Reply) -> bytes:
@@ -62,6 +87,16 @@ def messages_stream(req: ProviderRequest, reply: Reply) -> Iterator[bytes]:
             for piece in pieces(block["text"]):
                 yield _event("content_block_delta",
                              {"index": i, "delta": {"type": "text_delta", "text": piece}})
+        elif block["type"] == "thinking":
+            yield _event("content_block_start", {"index": i, "content_block": {
+                "type": "thinking", "thinking": "", "signature": ""}})
+            for piece in pieces(block["thinking"]):
+                yield _event("content_block_delta", {
+                    "index": i, "delta": {"type": "thinking_delta", "thinking": piece}})
+            yield _event("content_block_delta", {"index": i, "delta": {
+                "type": "signature_delta", "signature": block["signature"]}})
+        elif block["type"] == "redacted_thinking":
+            yield _event("content_block_start", {"index": i, "content_block": block})
         else:
             yield _event("content_block_start",
                          {"index": i, "content_block": {**block, "input": {}}})

@@ -46,14 +46,16 @@ class Request:
 class Response:
     """What a handler answers. ``stream`` (already-encoded SSE events) is sent chunked;
     ``action`` replaces the answer with a fault: ``hang`` never answers (the client
-    must time out), ``disconnect`` drops the connection."""
+    must time out), ``disconnect`` drops the connection, ``cut`` sends half the body
+    (or half the events) and drops the connection, ``truncate`` ends a stream cleanly
+    after half its events."""
 
     status: int = 200
     body: bytes = b""
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     stream: Iterable[bytes] | None = None
-    action: Literal["hang", "disconnect"] | None = None
+    action: Literal["hang", "disconnect", "cut", "truncate"] | None = None
 
 
 Handler = Callable[[Request], Response | Awaitable[Response]]
@@ -298,6 +300,8 @@ class _Connection(asyncio.Protocol):
             self._queue.clear()
             return False
         close = not req.keep_alive
+        if resp.action in ("cut", "truncate"):
+            return self._write_cut(resp)
         if resp.stream is None:
             t.write(_head(resp.status, resp.content_type, resp.headers, len(resp.body),
                           close=close) + resp.body)
@@ -312,6 +316,25 @@ class _Connection(asyncio.Protocol):
             self._closed = True
             return False
         return True
+
+
+    def _write_cut(self, resp: Response) -> bool:
+        t = self._transport
+        if resp.stream is None:
+            t.write(_head(resp.status, resp.content_type, resp.headers, len(resp.body))
+                    + resp.body[:len(resp.body) // 2])
+            self.abort()
+            return False
+        events = list(resp.stream)
+        out = [_head(resp.status, resp.content_type, resp.headers, None)]
+        out.extend(b"%x\r\n%s\r\n" % (len(c), c) for c in events[:len(events) // 2])
+        if resp.action == "truncate":
+            out.append(b"0\r\n\r\n")
+            t.write(b"".join(out))
+            return True
+        t.write(b"".join(out))
+        self.abort()
+        return False
 
 
 def _crash() -> Response:

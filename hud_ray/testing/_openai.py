@@ -14,6 +14,8 @@ from hud_ray.testing._wire import (
     now,
     pieces,
     prompt_token_ids,
+    reasoning_tokens,
+    seal,
     token_id,
     usage,
     wants_token_ids,
@@ -38,15 +40,23 @@ def _calls(reply: Reply) -> list[dict[str, Any]]:
              "function": {"name": c.name, "arguments": args_text(c)}} for c in reply.tool_calls]
 
 
-def _chat_usage(prompt: int, completion: int) -> dict[str, Any]:
+def _chat_usage(req: ProviderRequest, reply: Reply) -> dict[str, Any]:
+    prompt, completion = usage(req, reply)
     return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": reply.cached_tokens, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": reasoning_tokens(reply),
+                                          "audio_tokens": 0,
+                                          "accepted_prediction_tokens": 0,
+                                          "rejected_prediction_tokens": 0}}
 
 
 # ---- chat completions ---------------------------------------------------------------------------
 def chat_json(req: ProviderRequest, reply: Reply, token_ids: bool) -> bytes:
     ids = wants_token_ids(req, token_ids)
     message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
+    if reply.reasoning is not None:
+        message["reasoning_content"] = reply.reasoning
     if reply.tool_calls:
         message["tool_calls"] = _calls(reply)
     choice: dict[str, Any] = {"index": 0, "message": message, "logprobs": None,
@@ -54,7 +64,7 @@ def chat_json(req: ProviderRequest, reply: Reply, token_ids: bool) -> bytes:
     out: dict[str, Any] = {"id": new_id("chatcmpl-"), "object": "chat.completion",
                            "created": now(), "model": req.model or "fake",
                            "system_fingerprint": None, "choices": [choice],
-                           "usage": _chat_usage(*usage(req, reply))}
+                           "usage": _chat_usage(req, reply)}
     if ids or req.body.get("logprobs"):
         toks = completion_pieces(reply)
         choice["logprobs"] = {"content": [_logprob(p) for p in toks], "refusal": None}
@@ -92,6 +102,8 @@ def chat_stream(req: ProviderRequest, reply: Reply, token_ids: bool) -> Iterator
              "refusal": None}
     yield chunk(first, extra=f'"prompt_token_ids":{dumps(prompt_token_ids(req))},' if ids
                 else "")
+    for piece in pieces(reply.reasoning or ""):
+        yield chunk({"reasoning_content": piece}, piece)
     for piece in pieces(reply.text or ""):
         yield chunk({"content": piece}, piece)
     for i, call in enumerate(_calls(reply)):
@@ -103,7 +115,7 @@ def chat_stream(req: ProviderRequest, reply: Reply, token_ids: bool) -> Iterator
     yield chunk({}, finish=_finish(reply))
     if with_usage:
         yield (b"data: " + base + b'"choices":[],"usage":'
-               + dumps(_chat_usage(*usage(req, reply))).encode() + b"}\n\n")
+               + dumps(_chat_usage(req, reply)).encode() + b"}\n\n")
     yield b"data: [DONE]\n\n"
 
 
@@ -112,6 +124,8 @@ def _response(req: ProviderRequest, reply: Reply) -> dict[str, Any]:
     body = req.body
     prompt, completion = usage(req, reply)
     output: list[dict[str, Any]] = []
+    if reply.reasoning is not None:
+        output.append(reasoning_item(req, reply))
     if reply.text is not None:
         output.append({"id": new_id("msg_"), "type": "message", "status": "completed",
                        "role": "assistant",
@@ -135,8 +149,20 @@ def _response(req: ProviderRequest, reply: Reply) -> dict[str, Any]:
             "metadata": body.get("metadata") or {}, "user": None,
             "usage": {"input_tokens": prompt, "output_tokens": completion,
                       "total_tokens": prompt + completion,
-                      "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-                      "output_tokens_details": {"reasoning_tokens": 0}}}
+                      "input_tokens_details": {"cached_tokens": reply.cached_tokens,
+                                               "cache_write_tokens": 0},
+                      "output_tokens_details": {"reasoning_tokens": reasoning_tokens(reply)}}}
+
+
+def reasoning_item(req: ProviderRequest, reply: Reply) -> dict[str, Any]:
+    """A Responses reasoning item: a summary, and the sealed reasoning when the request
+    asks for ``reasoning.encrypted_content``."""
+    text = reply.reasoning or ""
+    item: dict[str, Any] = {"id": new_id("rs_"), "type": "reasoning",
+                            "summary": [{"type": "summary_text", "text": text}]}
+    if "reasoning.encrypted_content" in (req.body.get("include") or ()):
+        item["encrypted_content"] = seal(text)
+    return item
 
 
 def responses_json(req: ProviderRequest, reply: Reply) -> bytes:
@@ -161,7 +187,10 @@ def responses_stream(req: ProviderRequest, reply: Reply) -> Iterator[bytes]:
     yield event("response.in_progress", response=started)
     for idx, item in enumerate(full["output"]):
         at = {"item_id": item["id"], "output_index": idx}
-        if item["type"] == "message":
+        if item["type"] == "reasoning":
+            yield event("response.output_item.added", output_index=idx,
+                        item={**item, "summary": []})
+        elif item["type"] == "message":
             part = item["content"][0]
             yield event("response.output_item.added", output_index=idx,
                         item={**item, "status": "in_progress", "content": []})

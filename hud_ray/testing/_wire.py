@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import json
 import os
@@ -57,7 +59,8 @@ def args_text(call: ToolCall) -> str:
 
 
 def completion_pieces(reply: Reply) -> list[str]:
-    out = pieces(reply.text or "")
+    out = pieces(reply.reasoning or "")
+    out.extend(pieces(reply.text or ""))
     for call in reply.tool_calls:
         out.extend(pieces(args_text(call)))
     return out
@@ -72,6 +75,30 @@ def usage(req: ProviderRequest, reply: Reply) -> tuple[int, int]:
     if completion is None:
         completion = len(completion_pieces(reply))
     return prompt, completion
+
+
+def reasoning_tokens(reply: Reply) -> int:
+    return len(pieces(reply.reasoning or ""))
+
+
+def signature(text: str) -> str:
+    """A signature only this provider process can make (thinking blocks, reasoning)."""
+    return base64.b64encode(hashlib.sha256(f"{_RUN}:{text}".encode()).digest()).decode()
+
+
+def seal(text: str) -> str:
+    """Opaque, verifiable wrapping of reasoning text (redacted thinking, encrypted content)."""
+    return base64.urlsafe_b64encode(dumps({"t": text, "s": signature(text)}).encode()).decode()
+
+
+def unseal(blob: Any) -> str | None:
+    """The text sealed in ``blob``, or None when it was not sealed here or was altered."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(str(blob).encode()))
+        text = data["t"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return text if isinstance(text, str) and data.get("s") == signature(text) else None
 
 
 def wants_token_ids(req: ProviderRequest, always: bool) -> bool:
@@ -177,7 +204,41 @@ def _anthropic_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _gemini_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if body.get("systemInstruction"):
+        sys_parts = (body["systemInstruction"] or {}).get("parts") or ()
+        out.append({"role": "system", "content": "".join(str(p.get("text", ""))
+                                                          for p in sys_parts)})
+    for c in body.get("contents") or ():
+        parts = c.get("parts") or ()
+        responses = [p["functionResponse"] for p in parts if "functionResponse" in p]
+        for r in responses:
+            out.append({"role": "tool", "content": _gemini_result(r.get("response")),
+                        "tool_call_id": r.get("id") or r.get("name")})
+        text = "".join(str(p.get("text", "")) for p in parts if not p.get("thought"))
+        calls = [_call(p["functionCall"].get("id"), p["functionCall"].get("name"),
+                       p["functionCall"].get("args", {})) for p in parts if "functionCall" in p]
+        if responses and not text and not calls:
+            continue
+        entry: dict[str, Any] = {"role": "assistant" if c.get("role") == "model" else "user",
+                                 "content": text}
+        if calls:
+            entry["tool_calls"] = calls
+        out.append(entry)
+    return out
+
+
+def _gemini_result(response: Any) -> str:
+    if isinstance(response, dict) and set(response) <= {"result", "output", "error"}:
+        return _text(next(iter(response.values()), ""))
+    return dumps(response)
+
+
 def _tool_names(api: str, body: dict[str, Any]) -> list[str]:
+    if api == "gemini":
+        return [str(d.get("name")) for t in body.get("tools") or ()
+                for d in t.get("functionDeclarations") or ()]
     names = []
     for tool in body.get("tools") or ():
         if api == "chat":
@@ -191,7 +252,10 @@ def _tool_names(api: str, body: dict[str, Any]) -> list[str]:
 
 
 _READERS = {"chat": _chat_messages, "responses": _responses_messages,
-            "messages": _anthropic_messages}
+            "messages": _anthropic_messages, "gemini": _gemini_messages}
+_GEMINI_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+                  404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
+                  503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 
 
 def parse(api: str, body: dict[str, Any], headers: dict[str, str]) -> ProviderRequest:
@@ -210,14 +274,18 @@ _OPENAI_ERRORS = {401: ("invalid_request_error", "invalid_api_key"),
                   429: ("requests", "rate_limit_exceeded")}
 
 
-def error_body(api: str, status: int, message: str) -> bytes:
+def error_body(api: str, status: int, message: str, param: str | None = None,
+               code: str | None = None) -> bytes:
     """An error in the API's own shape, so each SDK raises its matching exception."""
+    if api == "gemini":
+        return dumps({"error": {"code": status, "message": message,
+                                "status": _GEMINI_STATUS.get(status, "UNKNOWN")}}).encode()
     if api == "messages":
         kind = _ANTHROPIC_ERRORS.get(status, "api_error" if status >= 500
                                      else "invalid_request_error")
         return dumps({"type": "error", "error": {"type": kind, "message": message},
                       "request_id": new_id("req_")}).encode()
-    kind, code = _OPENAI_ERRORS.get(status, ("server_error" if status >= 500
-                                             else "invalid_request_error", None))
-    return dumps({"error": {"message": message, "type": kind, "param": None,
-                            "code": code}}).encode()
+    kind, default = _OPENAI_ERRORS.get(status, ("server_error" if status >= 500
+                                                else "invalid_request_error", None))
+    return dumps({"error": {"message": message, "type": kind, "param": param,
+                            "code": code or default}}).encode()

@@ -22,7 +22,7 @@ class ProviderRequest:
     API the call came in on. ``body`` and ``headers`` are the raw request.
     """
 
-    api: Literal["chat", "responses", "messages"]
+    api: Literal["chat", "responses", "messages", "gemini"]
     model: str
     messages: list[dict[str, Any]]
     tools: list[str] = field(default_factory=list)
@@ -61,10 +61,20 @@ class ToolCall:
 class Reply:
     """A model turn: text and/or tool calls. ``finish="length"`` reports truncation;
     ``latency`` delays this answer (on top of the provider's); token counts default to
-    the provider's deterministic fake tokenizer."""
+    the provider's deterministic fake tokenizer.
+
+    ``reasoning`` is the turn's thinking, sent the way each API sends it: Chat
+    Completions ``reasoning_content``, a Responses ``reasoning`` item (with
+    ``encrypted_content`` when the request includes it), an Anthropic ``thinking`` block
+    with a signature (only when the request enables thinking). ``redacted`` adds an
+    Anthropic ``redacted_thinking`` block. ``cached_tokens`` is reported as cached
+    prompt tokens."""
 
     text: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str | None = None
+    redacted: bool = False
+    cached_tokens: int = 0
     finish: Literal["stop", "length"] = "stop"
     latency: float = 0.0
     prompt_tokens: int | None = None
@@ -73,12 +83,14 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """An injected failure: an HTTP error (with optional Retry-After), a hang, a disconnect."""
+    """An injected failure: an HTTP error (with optional Retry-After), a hang, a
+    disconnect, or a response cut off halfway (``cut``: the connection drops mid-body;
+    ``truncate``: a stream ends cleanly but early, without its final event)."""
 
     status: int = 500
     retry_after: float | None = None
     message: str = "injected fault"
-    kind: Literal["http", "hang", "disconnect"] = "http"
+    kind: Literal["http", "hang", "disconnect", "cut", "truncate"] = "http"
 
 
 Outcome = Reply | Fault

@@ -1,12 +1,18 @@
 """A protocol-faithful local model provider for tests, demos and benchmarks.
 
 Speaks OpenAI Chat Completions (``/v1/chat/completions``), OpenAI Responses
-(``/v1/responses``) and Anthropic Messages (``/v1/messages``), streaming and not, well
-enough for the official ``openai`` and ``anthropic`` clients. What it answers comes
+(``/v1/responses``), Anthropic Messages (``/v1/messages``) and Gemini
+(``/v1beta/models/M:generateContent``), streaming and not, well enough for the official
+``openai``, ``anthropic`` and ``google-genai`` clients. What it answers comes
 from a *policy* (see :mod:`hud_ray.testing.policy`); faults (429 with Retry-After, 5xx,
 hangs, disconnects, malformed tool JSON) are injected the same way. With
 ``token_ids=True`` (or a request carrying vLLM's ``return_token_ids``) chat responses
 carry token ids and logprobs the way vLLM returns them.
+
+``strict=True`` (the default) rejects what the real APIs reject (see
+:mod:`hud_ray.testing._strict`): unknown or model-inappropriate parameters, broken
+tool call / result pairing, reasoning (thinking blocks, reasoning items,
+``reasoning_content``) not sent back unchanged. ``strict=False`` accepts anything.
 
     async with FakeProvider(letters_policy) as p:
         client = AsyncOpenAI(base_url=p.base_url, api_key="x")
@@ -21,14 +27,16 @@ import asyncio
 import inspect
 import json
 import logging
+import re
 import threading
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import Any
 
-from hud_ray.testing import _anthropic, _openai
+from hud_ray.testing import _anthropic, _gemini, _openai, _strict
 from hud_ray.testing._http import HTTPServer, Request, Response
-from hud_ray.testing._wire import dumps, error_body, parse
+from hud_ray.testing._wire import dumps, error_body, new_id, parse
 from hud_ray.testing.policy import (
     Fault,
     Outcome,
@@ -45,6 +53,7 @@ logger = logging.getLogger(__name__)
 _ROUTES = {"/v1/chat/completions": "chat", "/chat/completions": "chat",
            "/v1/responses": "responses", "/responses": "responses",
            "/v1/messages": "messages", "/messages": "messages"}
+_GEMINI = re.compile(r"^/(?:v1beta|v1)/models/([^/:]+):(generateContent|streamGenerateContent)$")
 _SSE = {"cache-control": "no-cache"}
 MODEL = "fake"
 
@@ -61,13 +70,16 @@ class FakeProvider:
 
     def __init__(self, policy: Policy | None = None, *, host: str = "127.0.0.1", port: int = 0,
                  latency: float = 0.0, token_ids: bool = False, api_key: str | None = None,
-                 log_size: int = 1000) -> None:
+                 log_size: int = 1000, strict: bool = True) -> None:
         self.policy: Policy = policy or letters_policy
         self.host = host
         self.port = port
         self.latency = latency
         self.token_ids = token_ids
         self.api_key = api_key
+        self.strict = strict
+        #: tool call id -> the reasoning issued with it (what strict mode wants back)
+        self.issued: OrderedDict[str, str] = OrderedDict()
         self.requests = 0
         self.log: deque[ProviderRequest] = deque(maxlen=log_size)
         self.stats: Counter[str] = Counter()
@@ -151,6 +163,11 @@ class FakeProvider:
         return f"{self.url}/v1"
 
     @property
+    def gemini_base_url(self) -> str:
+        """For the ``google-genai`` client (which appends ``/v1beta/models/...``)."""
+        return self.url
+
+    @property
     def anthropic_base_url(self) -> str:
         """For the ``anthropic`` client (which appends ``/v1/messages``)."""
         return self.url
@@ -159,6 +176,9 @@ class FakeProvider:
     def _handle(self, req: Request) -> Answer:
         path = req.path.partition("?")[0]
         api = _ROUTES.get(path)
+        gemini = _GEMINI.match(path) if api is None else None
+        if gemini is not None:
+            api = "gemini"
         if api is None:
             return self._other(req, path.rstrip("/"))
         if req.method != "POST":
@@ -174,8 +194,17 @@ class FakeProvider:
         if not isinstance(body, dict):
             self.stats[f"{api}:400"] += 1
             return _error(api, 400, "The request body is not a JSON object.")
+        strict_body = body
+        if gemini is not None:  # model and streaming live in the URL
+            body = {**body, "model": gemini.group(1),
+                    "stream": gemini.group(2) == "streamGenerateContent"}
         preq = parse(api, body, req.headers)
         self.log.append(preq)
+        if self.strict and (bad := _strict.check(api, strict_body, self.issued)) is not None:
+            self.stats[f"{api}:strict:{bad.status}"] += 1
+            logger.info("fake provider rejected a %s request: %s", api, bad.message)
+            return Response(status=bad.status,
+                            body=error_body(api, bad.status, bad.message, bad.param, bad.code))
         try:
             outcome = self.policy(preq)
         except Exception:
@@ -201,6 +230,10 @@ class FakeProvider:
         api = preq.api
         if isinstance(outcome, Fault):
             self.stats[f"{api}:{outcome.kind}:{outcome.status}"] += 1
+            if outcome.kind in ("cut", "truncate"):
+                cut = self._render(preq, Reply(text=" ".join([outcome.message] * 8)))
+                cut.action = outcome.kind
+                return cut
             if outcome.kind != "http":
                 return Response(action=outcome.kind)
             headers = {}
@@ -224,11 +257,14 @@ class FakeProvider:
     def _render(self, preq: ProviderRequest, reply: Reply) -> Response:
         api = preq.api
         self.stats[f"{api}:200"] += 1
+        reply = self._remember(preq, reply)
         if preq.body.get("stream"):
             if api == "chat":
                 stream = _openai.chat_stream(preq, reply, self.token_ids)
             elif api == "responses":
                 stream = _openai.responses_stream(preq, reply)
+            elif api == "gemini":
+                stream = _gemini.gemini_stream(preq, reply)
             else:
                 stream = _anthropic.messages_stream(preq, reply)
             return Response(stream=stream, content_type="text/event-stream", headers=_SSE)
@@ -236,7 +272,25 @@ class FakeProvider:
             return Response(body=_openai.chat_json(preq, reply, self.token_ids))
         if api == "responses":
             return Response(body=_openai.responses_json(preq, reply))
+        if api == "gemini":
+            return Response(body=_gemini.gemini_json(preq, reply))
         return Response(body=_anthropic.messages_json(preq, reply))
+
+    def _remember(self, preq: ProviderRequest, reply: Reply) -> Reply:
+        """Give tool calls ids and remember the reasoning that came with them."""
+        if not reply.tool_calls:
+            return reply
+        prefix = "toolu_" if preq.api == "messages" else "call_"
+        calls = tuple(c if c.id else replace(c, id=new_id(prefix)) for c in reply.tool_calls)
+        reasoning = reply.reasoning
+        if preq.api == "messages" and not _anthropic.thinking_enabled(preq.body):
+            reasoning = None  # no thinking block is sent, so none can come back
+        if reasoning is not None:
+            for c in calls:
+                self.issued[c.id] = reasoning  # type: ignore[index]
+            while len(self.issued) > 100_000:
+                self.issued.popitem(last=False)
+        return replace(reply, tool_calls=calls)
 
     def _other(self, req: Request, path: str) -> Response:
         """The model list (in the shape of whichever SDK asks) and a health check."""
@@ -264,7 +318,8 @@ class FakeProvider:
 
     def _authorised(self, headers: dict[str, str]) -> bool:
         return (headers.get("authorization") == f"Bearer {self.api_key}"
-                or headers.get("x-api-key") == self.api_key)
+                or headers.get("x-api-key") == self.api_key
+                or headers.get("x-goog-api-key") == self.api_key)
 
 
 def _error(api: str, status: int, message: str,
@@ -289,12 +344,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--turns", type=int, default=3, help="model turns for --policy tools")
     p.add_argument("--token-ids", action="store_true", help="return vLLM-style token ids")
     p.add_argument("--api-key", default=None, help="require this key")
+    p.add_argument("--lenient", action="store_true",
+                   help="accept requests the real APIs would reject (no strict checks)")
     a = p.parse_args(argv)
     policy = tool_turns(a.turns) if a.policy == "tools" else _POLICIES[a.policy]
 
     async def serve() -> None:
         provider = FakeProvider(policy, host=a.host, port=a.port, latency=a.latency,
-                                token_ids=a.token_ids, api_key=a.api_key)
+                                token_ids=a.token_ids, api_key=a.api_key,
+                                strict=not a.lenient)
         await provider.start()
         print(f"listening on {provider.url}", flush=True)
         try:

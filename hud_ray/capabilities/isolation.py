@@ -1,14 +1,25 @@
 """Per-rollout process isolation with bubblewrap.
 
 Design: each rollout gets one long-lived bubblewrap sandbox, started as a dedicated
-unprivileged host uid, with fresh user/pid/ipc/uts/cgroup (and, unless the environment
-allows it, network) namespaces, read-only system directories, a private ``/tmp``, the
-rollout's workspace bound read-write at ``/workspace``, and an empty environment. Its
-pid-namespace init just waits. Every command (each ssh exec, every grader) enters
-those namespaces with ``nsenter`` as uid 1000, so processes an agent backgrounds
-outlive the command that started them; killing the init at the end of the rollout
-takes every process of the namespace with it. Host secrets stay out: the sandbox sees
-no host home, no host environment, and files only a local unprivileged user could read.
+unprivileged host uid, with fresh user/pid/ipc/uts/cgroup/network namespaces,
+read-only system directories, size-limited ``/tmp`` and ``/run``, the rollout's
+workspace at ``/workspace``, and an empty environment. Its pid-namespace init is a
+small reaper that ignores every signal it can; the kernel never delivers SIGKILL to a
+pid-namespace init from inside, so nothing the agent does can end it.
+
+The sandbox is held by identity, never by pid number: right after start the host
+opens a pidfd of the init and fds of its namespaces and root (checking the init is
+still bwrap's child before and after), enters through those fds, and kills through the
+pidfd. A sandbox whose init died cannot be entered (no process can be forked into its
+pid namespace) and its reused pid number means nothing.
+
+Every command (each ssh exec, every grader) is forked on the host, joins the
+sandbox's cgroups (:mod:`.limits`) and namespaces, drops the capability bounding set,
+becomes uid 1000, sets ``no_new_privs`` and the seccomp filter (:mod:`.seccomp`) and
+forks once more into the pid namespace; processes it backgrounds outlive it. With
+``network=True`` the sandbox's own network namespace reaches out through a user-mode
+stack (slirp4netns) with the host's loopback and every host and private address
+refused; otherwise it has only its loopback.
 """
 
 from __future__ import annotations
@@ -19,20 +30,36 @@ import json
 import os
 import shutil
 import signal
+import socket
+import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from hud_ray.capabilities import seccomp
+from hud_ray.capabilities.limits import Cgroup, Limits
 from hud_ray.errors import CapabilityError
 
 INSIDE_UID = 1000
 WORKDIR = "/workspace"
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#: The environment of the host-side helpers (setpriv, bwrap, nsenter): nothing of the
-#: actor's own environment, which may hold keys, can be read from inside a sandbox.
+#: The environment of the host-side helpers (setpriv, bwrap, slirp4netns): nothing of
+#: the actor's own environment, which may hold keys, can be read from inside a sandbox.
 HOST_ENV = {"PATH": SAFE_PATH}
 _SYSTEM_DIRS = ("/usr", "/etc")
 _LINKS = (("usr/bin", "/bin"), ("usr/sbin", "/sbin"), ("usr/lib", "/lib"),
           ("usr/lib64", "/lib64"), ("usr/lib32", "/lib32"))
+#: The pid-namespace init: ignores every catchable signal and reaps orphans forever.
+_INIT = ("trap '' HUP INT QUIT TERM USR1 USR2 ALRM PIPE VTALRM PROF XCPU XFSZ IO PWR SYS "
+         "TSTP TTIN TTOU; while :; do sleep 86400 & wait; done")
+_NS = (("ipc", os.CLONE_NEWIPC), ("uts", os.CLONE_NEWUTS), ("net", os.CLONE_NEWNET),
+       ("pid", os.CLONE_NEWPID), ("cgroup", os.CLONE_NEWCGROUP), ("mnt", os.CLONE_NEWNS),
+       ("user", os.CLONE_NEWUSER))  # the user namespace last: the others need host caps
+#: Destinations a networked sandbox may never reach (besides the host's own addresses).
+BLOCKED_NETS_V4 = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8",
+                   "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/3")
+SLIRP_DNS = "10.0.2.3"
 
 
 @dataclass
@@ -42,6 +69,8 @@ class ExecResult:
     stderr: str
     timed_out: bool = False
     truncated: bool = False
+    #: a resource limit the sandbox hit while this ran ("memory", "pids"), if any
+    limit: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -49,7 +78,7 @@ class ExecResult:
 
 
 def bwrap_available() -> bool:
-    return shutil.which("bwrap") is not None and shutil.which("nsenter") is not None
+    return shutil.which("bwrap") is not None
 
 
 def clean_env(home: str = WORKDIR) -> dict[str, str]:
@@ -58,17 +87,23 @@ def clean_env(home: str = WORKDIR) -> dict[str, str]:
 
 
 class Jail:
-    """One rollout's sandbox: ``start`` it, ``command`` builds argv for a process inside,
-    ``stop`` kills everything in it."""
+    """One rollout's sandbox: ``start`` it, ``spawn`` processes inside, ``stop`` it."""
 
-    def __init__(self, workspace: Path, private: Path, host_uid: int, *, network: bool) -> None:
+    def __init__(self, workspace: Path, private: Path, host_uid: int, *, network: bool,
+                 limits: Limits | None = None, name: str = "jail") -> None:
         self.workspace = workspace
         self.private = private  # per-session host dir for generated /etc files
         self.host_uid = host_uid
         self.network = network
-        self.init_pid: int | None = None
-        self.enter_pid: int | None = None
+        self.limits = limits or Limits()
+        self.cgroup = Cgroup(f"hud-ray-{os.getpid()}-{host_uid}-{name}"[:200], self.limits)
+        self.init_pid: int | None = None  # for display only; never used to signal or enter
+        self._pidfd: int | None = None
+        self._fds: dict[str, int] = {}
         self._proc: asyncio.subprocess.Process | None = None
+        self._slirp: asyncio.subprocess.Process | None = None
+        self._slirp_exit: int | None = None
+        self._seccomp = seccomp.Installer()
 
     def _passwd(self) -> tuple[Path, Path]:
         passwd = self.private / "passwd"
@@ -79,14 +114,13 @@ class Jail:
         group.write_text(f"root:x:0:\nagent:x:{INSIDE_UID}:\nnogroup:x:65534:\n")
         return passwd, group
 
-    def _argv(self, info_fd: int) -> list[str]:
+    def _argv(self, info_fd: int, seccomp_fd: int) -> list[str]:
         passwd, group = self._passwd()
+        tmp = str(self.limits.tmp_mb << 20)
         argv = ["setpriv", f"--reuid={self.host_uid}", f"--regid={self.host_uid}",
-                "--clear-groups", "--", "bwrap", "--unshare-all"]
-        if self.network:
-            argv.append("--share-net")
-        argv += ["--die-with-parent", "--new-session", "--uid", str(INSIDE_UID), "--gid",
-                 str(INSIDE_UID), "--hostname", "sandbox"]
+                "--clear-groups", "--", "bwrap", "--unshare-all", "--as-pid-1",
+                "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--uid",
+                str(INSIDE_UID), "--gid", str(INSIDE_UID), "--hostname", "sandbox"]
         for d in _SYSTEM_DIRS:
             if os.path.isdir(d):
                 argv += ["--ro-bind", d, d]
@@ -94,20 +128,33 @@ class Jail:
             if os.path.exists("/" + target):
                 argv += ["--symlink", target, link]
         argv += ["--ro-bind", str(passwd), "/etc/passwd", "--ro-bind", str(group), "/etc/group",
-                 "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run",
-                 "--bind", str(self.workspace), WORKDIR, "--chdir", WORKDIR, "--clearenv",
-                 "--info-fd", str(info_fd), "--", "/usr/bin/sleep", "infinity"]
+                 "--proc", "/proc", "--dev", "/dev", "--size", tmp, "--tmpfs", "/tmp",
+                 "--size", tmp, "--tmpfs", "/run", "--bind", str(self.workspace), WORKDIR,
+                 "--chdir", WORKDIR, "--clearenv", "--seccomp", str(seccomp_fd),
+                 "--info-fd", str(info_fd), "--", "/bin/bash", "-c", _INIT]
         return argv
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        self.cgroup.create()
+        procs = self.cgroup.procs_files()
         read_fd, write_fd = os.pipe()
+        seccomp_fd = seccomp.memfd()
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                *self._argv(write_fd), stdin=asyncio.subprocess.DEVNULL,
+                *self._argv(write_fd, seccomp_fd), stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-                pass_fds=(write_fd,), start_new_session=True, env=HOST_ENV)
+                pass_fds=(write_fd, seccomp_fd), start_new_session=True, env=HOST_ENV,
+                preexec_fn=lambda: _join(procs))
         finally:
             os.close(write_fd)
+            os.close(seccomp_fd)
         loop = asyncio.get_running_loop()
         try:
             info = await asyncio.wait_for(loop.run_in_executor(None, _read_all, read_fd), 15)
@@ -118,64 +165,243 @@ class Jail:
             if self._proc.stderr is not None:
                 with contextlib.suppress(TimeoutError):
                     err = await asyncio.wait_for(self._proc.stderr.read(), 2)
-            await self.stop()
             raise CapabilityError(f"bubblewrap sandbox failed to start: "
                                   f"{err.decode(errors='replace').strip()[:300]}")
-        self.init_pid = int(json.loads(info)["child-pid"])
-        # bwrap reports its pid-namespace init before the sandbox is finished (uid maps,
-        # pivot_root, chdir). Commands enter through the init's child once that child has
-        # exec'd the idle command: from then on its root, cwd and ids are the sandbox's.
-        loop_until = asyncio.get_running_loop().time() + 30
-        while asyncio.get_running_loop().time() < loop_until:
-            pid = _idle_child(self.init_pid)
-            if pid is not None:
-                self.enter_pid = pid
-                return
-            if self._proc is not None and self._proc.returncode is not None:
-                break
-            await asyncio.sleep(0.005)
-        await self.stop()
-        raise CapabilityError("bubblewrap sandbox did not finish starting")
+        data = json.loads(info)
+        pid = int(data["child-pid"])
+        self._pidfd = os.pidfd_open(pid)
+        self._check_identity(pid)
+        # bwrap reports the init before the sandbox is finished (uid maps, pivot_root,
+        # chdir); it is complete once the init has exec'd the reaper.
+        deadline = loop.time() + 30
+        while not _runs_init(pid):
+            self._check_identity(pid)
+            if loop.time() > deadline:
+                raise CapabilityError("bubblewrap sandbox did not finish starting")
+            await asyncio.sleep(0.002)
+        for name, _ in _NS:
+            self._fds[name] = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+        self._fds["root"] = os.open(f"/proc/{pid}/root",
+                                    os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        # Still the same live process: every fd above is the sandbox's.
+        self._check_identity(pid)
+        if os.stat(f"/proc/self/fd/{self._fds['net']}").st_ino != data["net-namespace"]:
+            raise CapabilityError("sandbox identity check failed (network namespace)")
+        self.init_pid = pid
+        if self.network:
+            await self._start_network()
 
-    def command(self, argv: list[str], *, env: dict[str, str] | None = None) -> list[str]:
-        """argv that runs ``argv`` inside the sandbox as the agent user."""
-        if self.enter_pid is None:
+    def _check_identity(self, pid: int) -> None:
+        """The pidfd's process is alive and still the init bwrap (our child) forked."""
+        assert self._pidfd is not None and self._proc is not None
+        try:
+            signal.pidfd_send_signal(self._pidfd, 0)
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            raise CapabilityError("bubblewrap sandbox exited while starting") from None
+        if ppid != self._proc.pid or self._proc.returncode is not None:
+            raise CapabilityError("sandbox identity check failed (init is not bwrap's child)")
+
+    async def _start_network(self) -> None:
+        """slirp4netns in the sandbox's network namespace, then a firewall that refuses
+        the host's addresses and private ranges."""
+        if shutil.which("slirp4netns") is None or shutil.which("nft") is None:
+            raise CapabilityError("network=True needs slirp4netns and nft (apt-get install "
+                                  "slirp4netns nftables)", retryable=False)
+        net = self._fds["net"]
+        ready_r, ready_w = os.pipe()
+        exit_r, exit_w = os.pipe()
+        try:
+            self._slirp = await asyncio.create_subprocess_exec(
+                "slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
+                "--enable-seccomp", f"--ready-fd={ready_w}", f"--exit-fd={exit_r}",
+                "--netns-type=path", f"/proc/self/fd/{net}", "tap0",
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE, pass_fds=(ready_w, exit_r, net),
+                start_new_session=True, env=HOST_ENV)
+        finally:
+            os.close(ready_w)
+            os.close(exit_r)
+        self._slirp_exit = exit_w
+        loop = asyncio.get_running_loop()
+        try:
+            ready = await asyncio.wait_for(loop.run_in_executor(None, os.read, ready_r, 1), 10)
+        except TimeoutError:
+            ready = b""
+        finally:
+            os.close(ready_r)
+        if ready != b"1":
+            raise CapabilityError("slirp4netns did not start for the sandbox's network")
+        rules = _firewall(host_addresses())
+        nft = await asyncio.create_subprocess_exec(
+            "nft", "-f", "-", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=HOST_ENV,
+            preexec_fn=lambda: os.setns(net, os.CLONE_NEWNET))
+        _, err = await nft.communicate(rules.encode())
+        if nft.returncode != 0:
+            raise CapabilityError(f"sandbox firewall failed: {err.decode()[:300]}",
+                                  retryable=False)
+
+    def _enter(self, cwd: str) -> Callable[[], None]:
+        """The pre-exec step of every process started inside (runs after fork)."""
+        if self._pidfd is None:
             raise CapabilityError("sandbox is not running")
-        environment = [f"{k}={v}" for k, v in (env or clean_env()).items()]
-        return ["nsenter", "-t", str(self.enter_pid), "-U", "-m", "-p", "-i", "-u", "-n", "-C",
-                "-r", "-w", "-S", str(INSIDE_UID), "-G", str(INSIDE_UID), "--",
-                "/usr/bin/env", "-i", *environment, *argv]
+        procs = self.cgroup.procs_files()
+        ns = [(self._fds[name], flag) for name, flag in _NS]
+        root = self._fds["root"]
+        installer = self._seccomp
+
+        def enter() -> None:
+            _join(procs)
+            for fd, flag in ns:
+                os.setns(fd, flag)
+            os.fchdir(root)
+            os.chroot(".")
+            installer.drop_bounding_set()
+            os.setresgid(INSIDE_UID, INSIDE_UID, INSIDE_UID)
+            os.setresuid(INSIDE_UID, INSIDE_UID, INSIDE_UID)
+            try:
+                os.chdir(cwd)
+            except OSError:
+                os.chdir("/")
+            installer.install()
+            child = os.fork()  # into the pid namespace (setns only moves children)
+            if child == 0:
+                return
+            os.closerange(3, 65536)  # above all the exec-error pipe: the caller waits on it
+            while True:
+                try:
+                    _, status = os.waitpid(child, 0)
+                    break
+                except InterruptedError:
+                    continue
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(code if code >= 0 else 128 - code)
+
+        return enter
+
+    async def spawn(self, argv: list[str], *, env: dict[str, str] | None = None,
+                    cwd: str = WORKDIR, pass_fds: tuple[int, ...] = (),
+                    **kwargs: Any) -> asyncio.subprocess.Process:
+        """Start ``argv`` inside the sandbox as the agent user (a new session)."""
+        enter = self._enter(cwd)
+        try:
+            return await asyncio.create_subprocess_exec(
+                *argv, env=env or clean_env(), start_new_session=True, extra_groups=[],
+                pass_fds=pass_fds, preexec_fn=enter, **kwargs)
+        except (subprocess.SubprocessError, OSError) as e:
+            raise CapabilityError(f"cannot start a process in the sandbox (it has ended or "
+                                  f"hit its process limit): {e}") from None
+
+    def alive(self) -> bool:
+        if self._pidfd is None:
+            return False
+        try:
+            signal.pidfd_send_signal(self._pidfd, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def events(self) -> dict[str, int]:
+        return self.cgroup.events()
+
+    async def kill_processes(self) -> None:
+        """Kill every process in the sandbox except its init (before grading)."""
+        if self._pidfd is None:
+            return
+        if self.cgroup.freeze(True):
+            try:
+                # Frozen processes cannot exit, so no pid read here is reused meanwhile.
+                keep = {self.init_pid, self._proc.pid if self._proc else None}
+                for pid in self.cgroup.pids():
+                    if pid in keep:
+                        continue
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+            finally:
+                self.cgroup.freeze(False)
+            return
+        proc = await self.spawn(["/bin/bash", "-c", "kill -9 -1"],
+                                stdout=asyncio.subprocess.DEVNULL,
+                                stderr=asyncio.subprocess.DEVNULL)
+        await proc.wait()
 
     async def stop(self) -> None:
-        if self.init_pid is not None:
+        if self._pidfd is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.init_pid, signal.SIGKILL)  # pid-ns init: takes every process
-        if self._proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                self._proc.kill()
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)  # takes every process
+        if self._slirp_exit is not None:
+            os.close(self._slirp_exit)  # slirp4netns exits when this closes
+            self._slirp_exit = None
+        for proc in (self._proc, self._slirp):
+            if proc is None:
+                continue
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._proc.wait(), 5)
+                await asyncio.wait_for(proc.wait(), 5)
+        if self.cgroup.dirs:
+            await asyncio.get_running_loop().run_in_executor(None, self.cgroup.remove)
+        for fd in [*self._fds.values(), *([self._pidfd] if self._pidfd is not None else [])]:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds = {}
+        self._pidfd = None
         self.init_pid = None
-        self.enter_pid = None
         self._proc = None
+        self._slirp = None
 
 
-_IDLE = b"/usr/bin/sleep\0infinity\0"
-
-
-def _idle_child(init_pid: int) -> int | None:
-    """The init's child once it runs the idle command (the sandbox is then complete)."""
-    try:
-        children = Path(f"/proc/{init_pid}/task/{init_pid}/children").read_text().split()
-    except OSError:
-        return None
-    for child in children:
+def _join(procs_files: list[str]) -> None:
+    """Move the calling process into the sandbox's cgroups (between fork and exec)."""
+    pid = str(os.getpid()).encode()
+    for path in procs_files:
+        fd = os.open(path, os.O_WRONLY)
         try:
-            if Path(f"/proc/{child}/cmdline").read_bytes() == _IDLE:
-                return int(child)
-        except OSError:
-            continue
-    return None
+            os.write(fd, pid)
+        finally:
+            os.close(fd)
+
+
+def _runs_init(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"/bin/bash\0-c\0trap")
+    except OSError:
+        return False
+
+
+_HOST_ADDRESSES: tuple[list[str], list[str]] | None = None
+
+
+def host_addresses() -> tuple[list[str], list[str]]:
+    """This host's IPv4 and IPv6 addresses (every interface)."""
+    global _HOST_ADDRESSES
+    if _HOST_ADDRESSES is None:
+        v4: set[str] = set()
+        v6: set[str] = set()
+        with contextlib.suppress(Exception):
+            out = subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True,
+                                 timeout=10, env=HOST_ENV).stdout
+            for link in json.loads(out):
+                for a in link.get("addr_info", []):
+                    (v6 if a.get("family") == "inet6" else v4).add(a["local"].split("%")[0])
+        with contextlib.suppress(OSError):
+            for info in socket.getaddrinfo(socket.gethostname(), None):
+                (v6 if info[0] == socket.AF_INET6 else v4).add(str(info[4][0]).split("%")[0])
+        _HOST_ADDRESSES = (sorted(v4), sorted(v6))
+    return _HOST_ADDRESSES
+
+
+def _firewall(addresses: tuple[list[str], list[str]]) -> str:
+    v4 = sorted({*BLOCKED_NETS_V4, *addresses[0]})
+    v6 = sorted({"::1", "fc00::/7", "fe80::/10", "ff00::/8", *addresses[1]})
+    return ("table inet hudray {\n chain out {\n  type filter hook output priority 0; "
+            "policy accept;\n  oifname \"lo\" accept\n"
+            f"  ip daddr {SLIRP_DNS} meta l4proto {{ tcp, udp }} th dport 53 accept\n"
+            f"  ip daddr {{ {', '.join(v4)} }} reject with icmpx type admin-prohibited\n"
+            f"  ip6 daddr {{ {', '.join(v6)} }} reject with icmpx type admin-prohibited\n"
+            " }\n}\n")
 
 
 def _read_all(fd: int) -> bytes:
@@ -198,14 +424,26 @@ class Unisolated:
     def __init__(self, workspace: Path) -> None:
         self.workspace = workspace
         self.init_pid = None
-        self._groups: set[int] = set()
 
     async def start(self) -> None:
         return None
 
-    def command(self, argv: list[str], *, env: dict[str, str] | None = None) -> list[str]:
-        environment = [f"{k}={v}" for k, v in (env or clean_env(str(self.workspace))).items()]
-        return ["/usr/bin/env", "-i", *environment, *argv]
+    async def spawn(self, argv: list[str], *, env: dict[str, str] | None = None,
+                    cwd: str | None = None, pass_fds: tuple[int, ...] = (),
+                    **kwargs: Any) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *argv, env=env or clean_env(str(self.workspace)), start_new_session=True,
+            cwd=cwd if cwd and cwd != WORKDIR else str(self.workspace), pass_fds=pass_fds,
+            **kwargs)
+
+    def alive(self) -> bool:
+        return True
+
+    def events(self) -> dict[str, int]:
+        return {}
+
+    async def kill_processes(self) -> None:
+        return None  # nothing to tell the agent's processes from the host's
 
     async def stop(self) -> None:
         return None
@@ -213,15 +451,15 @@ class Unisolated:
 
 async def run_in(jail: Jail | Unisolated, command: str, *, timeout: float = 60.0,
                  max_output: int = 64_000, stdin: bytes | None = None,
-                 cwd: str | None = None) -> ExecResult:
+                 cwd: str | None = None, env: dict[str, str] | None = None,
+                 pass_fds: tuple[int, ...] = ()) -> ExecResult:
     """Run a shell command in the sandbox; kill it on timeout; cap the output."""
     script = command if cwd is None else f"cd {_quote(cwd)} && {command}"
-    argv = jail.command(["/bin/bash", "-c", script])
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        cwd=str(jail.workspace) if isinstance(jail, Unisolated) else None,
-        start_new_session=True, env=HOST_ENV)
+    before = jail.events()
+    proc = await jail.spawn(
+        ["/bin/bash", "-c", script], env=env, pass_fds=pass_fds,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     timed_out = False
     try:
         out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
@@ -231,7 +469,12 @@ async def run_in(jail: Jail | Unisolated, command: str, *, timeout: float = 60.0
             os.killpg(proc.pid, signal.SIGKILL)
         out, err = await proc.communicate()
     code = proc.returncode if proc.returncode is not None else -9
-    return make_result(-9 if timed_out else code, out, err, timed_out, max_output)
+    result = make_result(-9 if timed_out else code, out, err, timed_out, max_output)
+    after = jail.events()
+    hit = [k for k, v in after.items() if v > before.get(k, 0)]
+    if hit:
+        result.limit = ",".join(sorted(hit))
+    return result
 
 
 def make_result(code: int, out: bytes, err: bytes, timed_out: bool,

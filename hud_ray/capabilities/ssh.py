@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from hud_ray.capabilities.isolation import (
     clean_env,
     run_in,
 )
+from hud_ray.capabilities.limits import Limits
 from hud_ray.errors import CapabilityError
 
 log = logging.getLogger(__name__)
@@ -68,10 +70,25 @@ class WorkspaceSession:
     jail: Jail | Unisolated
     key_fingerprint: str
     cwd: str
+    #: set once grading starts: the agent's ssh connections are closed and refused
+    agent_locked: bool = False
+    workspace: Workspace | None = None
 
-    async def exec(self, command: str, *, timeout: float = 60.0,
-                   max_output: int = 64_000) -> ExecResult:
-        return await run_in(self.jail, command, timeout=timeout, max_output=max_output)
+    async def exec(self, command: str, *, timeout: float = 60.0, max_output: int = 64_000,
+                   env: dict[str, str] | None = None,
+                   pass_fds: tuple[int, ...] = ()) -> ExecResult:
+        return await run_in(self.jail, command, timeout=timeout, max_output=max_output,
+                            env=env, pass_fds=pass_fds)
+
+    async def stop_agent(self, *, kill: bool = True) -> None:
+        """End the agent's turn: close and refuse its ssh connections and (``kill``)
+        kill every process it left running. Graders call this first."""
+        self.agent_locked = True
+        if self.workspace is not None:
+            for conn in self.workspace._conns.get(self.id, set()).copy():
+                conn.close()
+        if kill:
+            await self.jail.kill_processes()
 
 
 class Workspace(SessionResource):
@@ -82,12 +99,14 @@ class Workspace(SessionResource):
     def __init__(self, root: str | os.PathLike[str] | None = None, *, name: str = "shell",
                  setup: SetupHook | None = None, seed: dict[str, str] | None = None,
                  network: bool = False, allow_unisolated: bool = False, user: str = "agent",
-                 host: str | None = None, port: int = 0) -> None:
+                 host: str | None = None, port: int = 0,
+                 limits: Limits | dict[str, Any] | None = None) -> None:
         self.name = name
         self.root = Path(root) if root is not None else None
         self.setup = setup
         self.seed = dict(seed or {})
         self.network = network
+        self.limits = Limits.parse(limits)
         self.allow_unisolated = allow_unisolated
         self.user = user
         self.host = host
@@ -98,11 +117,26 @@ class Workspace(SessionResource):
         self._sessions: dict[str, WorkspaceSession] = {}
         self._keys: dict[str, str] = {}  # authorised public key (OpenSSH text) -> session id
         self._conns: dict[str, set[Any]] = {}  # session id -> its live ssh connections
+        self._mounts: dict[str, Path] = {}  # session id -> its workspace tmpfs
         self.address: tuple[str, int] | None = None
 
     @property
     def isolation(self) -> str:
         return "bwrap" if bwrap_available() and os.geteuid() == 0 else "none"
+
+    def _mount_workspace(self, path: Path, uid: int) -> bool:
+        """A size-limited tmpfs as the workspace (its pages count against the sandbox's
+        memory limit too); False where mounting is not possible."""
+        if self.limits.workspace_mb is None:
+            return False
+        opts = f"size={self.limits.workspace_mb}m,mode=0755,uid={uid},gid={uid},nosuid,nodev"
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "hud-ray-ws", str(path)],
+                           capture_output=True, text=True, env=HOST_ENV)
+        if r.returncode != 0:
+            log.warning("workspace size limit not enforced (tmpfs mount failed: %s)",
+                        r.stderr.strip()[:200])
+            return False
+        return True
 
     async def start(self) -> None:
         if self._server is not None:
@@ -152,6 +186,9 @@ class Workspace(SessionResource):
         path, private = top / "workspace", top / "private"
         path.mkdir(parents=True)
         private.mkdir()
+        isolated = self.isolation == "bwrap"
+        if isolated and self._mount_workspace(path, uid):
+            self._mounts[session_id] = path
         if self.root is not None:
             shutil.copytree(self.root, path, dirs_exist_ok=True, symlinks=True)
         for rel, content in self.seed.items():
@@ -162,7 +199,6 @@ class Workspace(SessionResource):
             result = self.setup(path)
             if inspect.isawaitable(result):
                 await result
-        isolated = self.isolation == "bwrap"
         jail: Jail | Unisolated
         if isolated:
             for p in [top, *path.rglob("*")]:
@@ -171,14 +207,21 @@ class Workspace(SessionResource):
             top.chmod(0o700)
             os.chown(private, 0, 0)
             private.chmod(0o755)
-            jail = Jail(path, private, uid, network=self.network)
+            jail = Jail(path, private, uid, network=self.network, limits=self.limits,
+                        name=session_id)
         else:
             jail = Unisolated(path)
-        await jail.start()
+        try:
+            await jail.start()
+        except BaseException:
+            self._unmount(session_id)
+            shutil.rmtree(top, ignore_errors=True)
+            raise
         key = asyncssh.generate_private_key("ssh-ed25519")
         public = key.export_public_key().decode().strip()
         cwd = WORKDIR if isolated else str(path)
-        self._sessions[session_id] = WorkspaceSession(session_id, path, jail, public, cwd)
+        self._sessions[session_id] = WorkspaceSession(session_id, path, jail, public, cwd,
+                                                      workspace=self)
         self._keys[_key_id(public)] = session_id
         host, port = self.address
         params = {"user": self.user,
@@ -197,8 +240,14 @@ class Workspace(SessionResource):
         for conn in self._conns.pop(session_id, set()):
             conn.close()  # the rollout is over: so is every shell it had open
         await ws.jail.stop()
+        self._unmount(session_id)
         if self._base is not None:
             shutil.rmtree(self._base / session_id, ignore_errors=True)
+
+    def _unmount(self, session_id: str) -> None:
+        path = self._mounts.pop(session_id, None)
+        if path is not None:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True, env=HOST_ENV)
 
     def session_context(self, session_id: str) -> WorkspaceSession:
         return self._sessions[session_id]
@@ -211,7 +260,7 @@ class Workspace(SessionResource):
         conn = process.get_extra_info("connection")
         sid = getattr(conn, "_hud_session", None)
         ws = self._sessions.get(sid) if sid else None
-        if ws is None:
+        if ws is None or ws.agent_locked:
             process.stderr.write(b"workspace session has ended\n")
             process.exit(255)
             return
@@ -221,13 +270,16 @@ class Workspace(SessionResource):
             env["TERM"] = process.get_terminal_type()
         argv = ["/bin/bash", "-c", command] if command else ["/bin/bash", "-l"]
         if command is None and process.get_terminal_type():
-            await _pty_session(process, ws.jail.command(["/bin/bash", "-il"], env=env), ws)
+            await _pty_session(process, ["/bin/bash", "-il"], env, ws)
             return
-        proc = await asyncio.create_subprocess_exec(
-            *ws.jail.command(argv, env=env), stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            cwd=str(ws.path) if isinstance(ws.jail, Unisolated) else None,
-            start_new_session=True, env=HOST_ENV)
+        try:
+            proc = await ws.jail.spawn(argv, env=env, stdin=asyncio.subprocess.PIPE,
+                                       stdout=asyncio.subprocess.PIPE,
+                                       stderr=asyncio.subprocess.PIPE)
+        except CapabilityError as e:
+            process.stderr.write(f"{e}\n".encode())
+            process.exit(255)
+            return
         try:
             feeder = asyncio.create_task(_feed(process.stdin, proc.stdin))
             await asyncio.gather(_drain(proc.stdout, process.stdout),
@@ -270,13 +322,20 @@ async def _drain(source: asyncio.StreamReader | None, sink: Any) -> None:
         sink.write(data)
 
 
-async def _pty_session(process: Any, argv: list[str], ws: WorkspaceSession) -> None:
+async def _pty_session(process: Any, argv: list[str], env: dict[str, str],
+                       ws: WorkspaceSession) -> None:
     """An interactive login shell on a pseudo-terminal (a human's `ssh`)."""
     import pty
 
     master, slave = pty.openpty()
-    proc = await asyncio.create_subprocess_exec(*argv, stdin=slave, stdout=slave, stderr=slave,
-                                                start_new_session=True, env=HOST_ENV)
+    try:
+        proc = await ws.jail.spawn(argv, env=env, stdin=slave, stdout=slave, stderr=slave)
+    except CapabilityError as e:
+        os.close(slave)
+        os.close(master)
+        process.stderr.write(f"{e}\n".encode())
+        process.exit(255)
+        return
     os.close(slave)
     loop = asyncio.get_running_loop()
     done = asyncio.Event()

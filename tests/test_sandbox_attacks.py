@@ -90,6 +90,13 @@ async def test_processes_are_killed_before_grading_unless_kept(ws):
 
 
 # ---- finding 1: identity by pid ------------------------------------------------------
+async def test_the_agent_cannot_kill_its_sandbox_infrastructure(ws):
+    a = await SSHClient.connect((await ws.open("a"))[0])
+    await a.run("pkill -x sleep; pkill -x bash; kill -9 -1; kill -9 1; kill -STOP 1", timeout=10)
+    assert (await a.run("echo alive")).stdout == "alive\n"
+    assert (await a.run("nohup sleep 1234 > /dev/null 2>&1 & echo started")).exit_code == 0
+
+
 def _steer(pid: int) -> subprocess.Popen[bytes] | None:
     """Start a host root process that gets pid number ``pid`` (via ns_last_pid)."""
     for _ in range(200):
@@ -102,16 +109,12 @@ def _steer(pid: int) -> subprocess.Popen[bytes] | None:
     return None
 
 
-async def test_reused_pids_never_redirect_commands_or_teardown(ws, tmp_path):
-    marker = tmp_path / "host-only.txt"
+async def test_reused_pids_never_redirect_commands_or_teardown(ws):
+    marker = Path(f"/tmp/hud-ray-host-only-{os.getpid()}.txt")  # any host user may read it
     marker.write_text("HOST-SECRET\n")
     marker.chmod(0o644)
-    tmp_path.chmod(0o755)
-    a = await SSHClient.connect((await ws.open("a"))[0])
-    # The agent cannot take its own sandbox's infrastructure down ...
-    await a.run("pkill -x sleep; kill -9 -1; kill -9 1", timeout=10)
-    assert (await a.run("echo alive")).stdout == "alive\n"
-    # ... but say it died anyway, and its pid numbers went to a root host process.
+    await ws.open("a")
+    # Say rollout a's sandbox died, and its pid numbers went to a root host process.
     jail = ws.session_context("a").jail
     numbers = {n for n in (getattr(jail, "enter_pid", None), jail.init_pid) if n}
     for n in numbers:
@@ -134,6 +137,7 @@ async def test_reused_pids_never_redirect_commands_or_teardown(ws, tmp_path):
         for s in squatters:
             assert s is not None and s.poll() is None  # teardown did not touch them
     finally:
+        marker.unlink()
         for s in squatters:
             if s:
                 s.kill()

@@ -32,7 +32,8 @@ import shutil
 import signal
 import socket
 import subprocess
-from collections.abc import Callable
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,6 @@ class Jail:
         self._proc: asyncio.subprocess.Process | None = None
         self._slirp: asyncio.subprocess.Process | None = None
         self._slirp_exit: int | None = None
-        self._seccomp = seccomp.Installer()
 
     def _passwd(self) -> tuple[Path, Path]:
         passwd = self.private / "passwd"
@@ -143,18 +143,18 @@ class Jail:
 
     async def _start(self) -> None:
         self.cgroup.create()
-        procs = self.cgroup.procs_files()
         read_fd, write_fd = os.pipe()
         seccomp_fd = seccomp.memfd()
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *self._argv(write_fd, seccomp_fd), stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-                pass_fds=(write_fd, seccomp_fd), start_new_session=True, env=HOST_ENV,
-                preexec_fn=lambda: _join(procs))
+                pass_fds=(write_fd, seccomp_fd), start_new_session=True, env=HOST_ENV)
         finally:
             os.close(write_fd)
             os.close(seccomp_fd)
+        # bwrap is our unreaped child: its pid is its own until we wait for it.
+        self._join(self._proc.pid)
         loop = asyncio.get_running_loop()
         try:
             info = await asyncio.wait_for(loop.run_in_executor(None, _read_all, read_fd), 15)
@@ -187,9 +187,17 @@ class Jail:
         self._check_identity(pid)
         if os.stat(f"/proc/self/fd/{self._fds['net']}").st_ino != data["net-namespace"]:
             raise CapabilityError("sandbox identity check failed (network namespace)")
+        # The init may have been forked before bwrap joined: join it too, while it is
+        # alive (checked after: a live process's pid is never anyone else's).
+        self._join(pid)
+        self._check_identity(pid)
         self.init_pid = pid
         if self.network:
             await self._start_network()
+
+    def _join(self, pid: int) -> None:
+        for path in self.cgroup.procs_files():
+            Path(path).write_text(str(pid))
 
     def _check_identity(self, pid: int) -> None:
         """The pidfd's process is alive and still the init bwrap (our child) forked."""
@@ -242,56 +250,23 @@ class Jail:
             raise CapabilityError(f"sandbox firewall failed: {err.decode()[:300]}",
                                   retryable=False)
 
-    def _enter(self, cwd: str) -> Callable[[], None]:
-        """The pre-exec step of every process started inside (runs after fork)."""
-        if self._pidfd is None:
-            raise CapabilityError("sandbox is not running")
-        procs = self.cgroup.procs_files()
-        ns = [(self._fds[name], flag) for name, flag in _NS]
-        root = self._fds["root"]
-        installer = self._seccomp
-
-        def enter() -> None:
-            _join(procs)
-            for fd, flag in ns:
-                os.setns(fd, flag)
-            os.fchdir(root)
-            os.chroot(".")
-            installer.drop_bounding_set()
-            os.setresgid(INSIDE_UID, INSIDE_UID, INSIDE_UID)
-            os.setresuid(INSIDE_UID, INSIDE_UID, INSIDE_UID)
-            try:
-                os.chdir(cwd)
-            except OSError:
-                os.chdir("/")
-            installer.install()
-            child = os.fork()  # into the pid namespace (setns only moves children)
-            if child == 0:
-                return
-            os.closerange(3, 65536)  # above all the exec-error pipe: the caller waits on it
-            while True:
-                try:
-                    _, status = os.waitpid(child, 0)
-                    break
-                except InterruptedError:
-                    continue
-            code = os.waitstatus_to_exitcode(status)
-            os._exit(code if code >= 0 else 128 - code)
-
-        return enter
-
     async def spawn(self, argv: list[str], *, env: dict[str, str] | None = None,
                     cwd: str = WORKDIR, pass_fds: tuple[int, ...] = (),
-                    **kwargs: Any) -> asyncio.subprocess.Process:
-        """Start ``argv`` inside the sandbox as the agent user (a new session)."""
-        enter = self._enter(cwd)
-        try:
-            return await asyncio.create_subprocess_exec(
-                *argv, env=env or clean_env(), start_new_session=True, extra_groups=[],
-                pass_fds=pass_fds, preexec_fn=enter, **kwargs)
-        except (subprocess.SubprocessError, OSError) as e:
-            raise CapabilityError(f"cannot start a process in the sandbox (it has ended or "
-                                  f"hit its process limit): {e}") from None
+                    stdin: int | None = None, stdout: int | None = None,
+                    stderr: int | None = None) -> JailProcess:
+        """Start ``argv`` inside the sandbox as the agent user, in a new session.
+        ``pass_fds`` appear in it as fds 3, 4, ... in order."""
+        if self._pidfd is None or not self.alive():
+            raise CapabilityError("the sandbox has ended")
+        ns = [self._fds[name] for name, _ in _NS]
+        request = {"argv": argv, "env": env or clean_env(), "cwd": cwd, "uid": INSIDE_UID,
+                   "procs": self.cgroup.procs_files()}
+        return await _spawner().spawn(request, [*ns, self._fds["root"], *pass_fds],
+                                      stdin, stdout, stderr)
+
+    def fd_path(self, index: int, fd: int) -> str:
+        """Where ``fd``, the ``index``-th of ``pass_fds``, is inside the sandbox."""
+        return f"/dev/fd/{3 + index}"
 
     def alive(self) -> bool:
         if self._pidfd is None:
@@ -321,9 +296,7 @@ class Jail:
             finally:
                 self.cgroup.freeze(False)
             return
-        proc = await self.spawn(["/bin/bash", "-c", "kill -9 -1"],
-                                stdout=asyncio.subprocess.DEVNULL,
-                                stderr=asyncio.subprocess.DEVNULL)
+        proc = await self.spawn(["/bin/bash", "-c", "kill -9 -1"])
         await proc.wait()
 
     async def stop(self) -> None:
@@ -353,15 +326,162 @@ class Jail:
         self._slirp = None
 
 
-def _join(procs_files: list[str]) -> None:
-    """Move the calling process into the sandbox's cgroups (between fork and exec)."""
-    pid = str(os.getpid()).encode()
-    for path in procs_files:
-        fd = os.open(path, os.O_WRONLY)
+class JailProcess:
+    """A command running in a sandbox (started by the spawner, not our child): the
+    subset of ``asyncio.subprocess.Process`` the callers use."""
+
+    def __init__(self, rid: int, pid: int, status: asyncio.StreamReader,
+                 stdin: asyncio.StreamWriter | None, stdout: asyncio.StreamReader | None,
+                 stderr: asyncio.StreamReader | None, spawner: _Spawner) -> None:
+        self.id = rid
+        self.pid = pid  # the host pid of its middle process; informational
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+        self.returncode: int | None = None
+        self._status = status
+        self._spawner = spawner
+
+    async def wait(self) -> int:
+        if self.returncode is None:
+            data = await self._status.read()
+            try:
+                self.returncode = int(data)
+            except ValueError:
+                self.returncode = -signal.SIGKILL  # its middle was killed
+        return self.returncode
+
+    def kill(self) -> None:
+        """SIGKILL its whole process group (the command and what stayed in its group)."""
+        if self.returncode is None:
+            self._spawner.kill(self.id)
+
+    async def communicate(self, input: bytes | None = None) -> tuple[bytes, bytes]:
+        async def feed() -> None:
+            if self.stdin is None:
+                return
+            with contextlib.suppress(ConnectionError, BrokenPipeError):
+                if input:
+                    self.stdin.write(input)
+                    await self.stdin.drain()
+            self.stdin.close()
+
+        async def read(stream: asyncio.StreamReader | None) -> bytes:
+            return await stream.read() if stream is not None else b""
+
+        _, out, err = await asyncio.gather(feed(), read(self.stdout), read(self.stderr))
+        await self.wait()
+        return out, err
+
+
+class _Spawner:
+    """Client of this process's spawner (``_spawner.py``), started on first use."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._alock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ids = 0
+
+    def _ensure(self) -> socket.socket:
+        with self._lock:
+            if self._proc is not None and self._proc.poll() is None and self._sock is not None:
+                return self._sock
+            if self._sock is not None:
+                self._sock.close()
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            prog = seccomp.memfd()
+            script = str(Path(__file__).with_name("_spawner.py"))
+            try:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-I", "-S", script, str(theirs.fileno()), str(prog)],
+                    pass_fds=(theirs.fileno(), prog), stdin=subprocess.DEVNULL,
+                    env=HOST_ENV, start_new_session=True)
+            finally:
+                theirs.close()
+                os.close(prog)
+            ours.setblocking(False)
+            self._sock = ours
+            return ours
+
+    async def spawn(self, request: dict[str, Any], fds: list[int], stdin: int | None,
+                    stdout: int | None, stderr: int | None) -> JailProcess:
+        loop = asyncio.get_running_loop()
+        if self._alock is None or self._loop is not loop:
+            self._alock, self._loop = asyncio.Lock(), loop
+        sock = self._ensure()
+        to_close: list[int] = []
+        ends: dict[str, int] = {}
+
+        def child_end(name: str, spec: int | None, reading: bool) -> int:
+            if spec == asyncio.subprocess.PIPE:
+                r, w = os.pipe()
+                ends[name] = w if reading else r
+                to_close.append(r if reading else w)
+                return r if reading else w
+            if spec is None or spec == asyncio.subprocess.DEVNULL:
+                fd = os.open(os.devnull, os.O_RDWR)
+                to_close.append(fd)
+                return fd
+            return spec
+
+        status_r, status_w = os.pipe()
+        to_close.append(status_w)
         try:
-            os.write(fd, pid)
+            std = [child_end("stdin", stdin, True), child_end("stdout", stdout, False),
+                   child_end("stderr", stderr, False)]
+            async with self._alock:
+                self._ids += 1
+                request = {**request, "id": self._ids}
+                socket.send_fds(sock, [json.dumps(request).encode()], [*std, status_w, *fds])
+                reply = json.loads(await loop.sock_recv(sock, 65536) or b"{}")
+        except BaseException:
+            for fd in [*ends.values(), status_r]:
+                os.close(fd)
+            raise
         finally:
-            os.close(fd)
+            for fd in to_close:
+                os.close(fd)
+        if "pid" not in reply:
+            for fd in [*ends.values(), status_r]:
+                os.close(fd)
+            raise CapabilityError(f"cannot start a process in the sandbox: "
+                                  f"{reply.get('error', 'the spawner is gone')}")
+        status = await _reader(status_r)
+        writer = await _writer(ends["stdin"]) if "stdin" in ends else None
+        out = await _reader(ends["stdout"]) if "stdout" in ends else None
+        err = await _reader(ends["stderr"]) if "stderr" in ends else None
+        return JailProcess(reply["id"], reply["pid"], status, writer, out, err, self)
+
+    def kill(self, rid: int) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.send(json.dumps({"kill": rid}).encode())
+
+
+async def _reader(fd: int) -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                 os.fdopen(fd, "rb", 0))
+    return reader
+
+
+async def _writer(fd: int) -> asyncio.StreamWriter:
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin,
+                                                        os.fdopen(fd, "wb", 0))
+    return asyncio.StreamWriter(transport, protocol, None, loop)
+
+
+_SPAWNER: _Spawner | None = None
+
+
+def _spawner() -> _Spawner:
+    global _SPAWNER
+    if _SPAWNER is None:
+        _SPAWNER = _Spawner()
+    return _SPAWNER
 
 
 def _runs_init(pid: int) -> bool:
@@ -430,7 +550,7 @@ class Unisolated:
 
     async def spawn(self, argv: list[str], *, env: dict[str, str] | None = None,
                     cwd: str | None = None, pass_fds: tuple[int, ...] = (),
-                    **kwargs: Any) -> asyncio.subprocess.Process:
+                    **kwargs: Any) -> JailProcess | asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
             *argv, env=env or clean_env(str(self.workspace)), start_new_session=True,
             cwd=cwd if cwd and cwd != WORKDIR else str(self.workspace), pass_fds=pass_fds,
@@ -438,6 +558,9 @@ class Unisolated:
 
     def alive(self) -> bool:
         return True
+
+    def fd_path(self, index: int, fd: int) -> str:
+        return f"/dev/fd/{fd}"
 
     def events(self) -> dict[str, int]:
         return {}
@@ -465,8 +588,7 @@ async def run_in(jail: Jail | Unisolated, command: str, *, timeout: float = 60.0
         out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     except TimeoutError:
         timed_out = True
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        kill_group(proc)
         out, err = await proc.communicate()
     code = proc.returncode if proc.returncode is not None else -9
     result = make_result(-9 if timed_out else code, out, err, timed_out, max_output)
@@ -475,6 +597,15 @@ async def run_in(jail: Jail | Unisolated, command: str, *, timeout: float = 60.0
     if hit:
         result.limit = ",".join(sorted(hit))
     return result
+
+
+def kill_group(proc: JailProcess | asyncio.subprocess.Process) -> None:
+    """SIGKILL a spawned command's process group (its session)."""
+    if isinstance(proc, JailProcess):
+        proc.kill()
+    elif proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def make_result(code: int, out: bytes, err: bytes, timed_out: bool,

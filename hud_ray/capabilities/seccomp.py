@@ -9,13 +9,12 @@ keyrings, ``bpf``, ``perf_event_open``, kernel modules, ``kexec``, ``io_uring``,
 flags are checked); a foreign syscall ABI (x32, i386) kills the process.
 
 The program is assembled here (no libseccomp needed): ``program()`` returns the raw
-``struct sock_filter`` array that ``bwrap --seccomp FD`` reads, and ``install()`` loads
-it into the calling process (after ``PR_SET_NO_NEW_PRIVS``).
+``struct sock_filter`` array that ``bwrap --seccomp FD`` reads and the spawner
+(``_spawner.py``) loads into every command it starts.
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import platform
@@ -86,44 +85,9 @@ def program() -> bytes:
     return b"".join(out)
 
 
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-
-_PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 38, 22, 2
-_PR_CAPBSET_DROP, _CAP_LAST_CAP_MAX = 24, 63
-
-
 def memfd() -> int:
-    """An inheritable fd holding the program, for ``bwrap --seccomp FD``."""
+    """An inheritable fd holding the program (for ``bwrap --seccomp FD``)."""
     fd = os.memfd_create("hud-ray-seccomp", 0)
     os.write(fd, program())
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
-
-
-class Installer:
-    """Loads the filter into the current process; built ahead of time so the
-    ``install`` call (made between fork and exec) allocates nothing."""
-
-    def __init__(self) -> None:
-        self._libc = ctypes.CDLL(None, use_errno=True)
-        self._prctl = self._libc.prctl
-        self._prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
-                                ctypes.c_ulong]
-        self._code = ctypes.create_string_buffer(program())
-        self._prog = _SockFprog(len(self._code.raw) // 8,
-                                ctypes.cast(self._code, ctypes.c_void_p).value)
-        self._prog_addr = ctypes.addressof(self._prog)
-
-    def drop_bounding_set(self) -> None:
-        for cap in range(_CAP_LAST_CAP_MAX + 1):
-            if self._prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() \
-                    != errno.EINVAL:
-                raise OSError(ctypes.get_errno(), "PR_CAPBSET_DROP failed")
-
-    def install(self) -> None:
-        if self._prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
-        if self._prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, self._prog_addr, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP failed")

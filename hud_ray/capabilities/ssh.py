@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import functools
 import inspect
 import itertools
 import logging
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,13 +30,13 @@ from typing import Any
 
 from hud_ray.capabilities.base import Capability, SessionResource
 from hud_ray.capabilities.isolation import (
-    HOST_ENV,
     WORKDIR,
     ExecResult,
     Jail,
     Unisolated,
     bwrap_available,
     clean_env,
+    kill_group,
     run_in,
 )
 from hud_ray.capabilities.limits import Limits
@@ -129,12 +130,11 @@ class Workspace(SessionResource):
         memory limit too); False where mounting is not possible."""
         if self.limits.workspace_mb is None:
             return False
-        opts = f"size={self.limits.workspace_mb}m,mode=0755,uid={uid},gid={uid},nosuid,nodev"
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "hud-ray-ws", str(path)],
-                           capture_output=True, text=True, env=HOST_ENV)
-        if r.returncode != 0:
+        opts = f"size={self.limits.workspace_mb}m,mode=0755,uid={uid},gid={uid}"
+        if _libc().mount(b"hud-ray-ws", os.fsencode(path), b"tmpfs", _MS_NOSUID | _MS_NODEV,
+                         opts.encode()) != 0:
             log.warning("workspace size limit not enforced (tmpfs mount failed: %s)",
-                        r.stderr.strip()[:200])
+                        os.strerror(ctypes.get_errno()))
             return False
         return True
 
@@ -246,8 +246,9 @@ class Workspace(SessionResource):
 
     def _unmount(self, session_id: str) -> None:
         path = self._mounts.pop(session_id, None)
-        if path is not None:
-            subprocess.run(["umount", "-l", str(path)], capture_output=True, env=HOST_ENV)
+        if path is not None and _libc().umount2(os.fsencode(path), _MNT_DETACH) != 0:
+            log.warning("unmounting workspace %s failed: %s", path,
+                        os.strerror(ctypes.get_errno()))
 
     def session_context(self, session_id: str) -> WorkspaceSession:
         return self._sessions[session_id]
@@ -288,9 +289,7 @@ class Workspace(SessionResource):
             feeder.cancel()
             process.exit(code if code >= 0 else 128 - code)
         finally:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, 9)
+            kill_group(proc)
 
 
 async def _feed(source: Any, sink: asyncio.StreamWriter | None) -> None:
@@ -368,6 +367,14 @@ async def _pty_session(process: Any, argv: list[str], env: dict[str, str],
     pumper.cancel()
     os.close(master)
     process.exit(code)
+
+
+_MS_NOSUID, _MS_NODEV, _MNT_DETACH = 2, 4, 2
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _key_id(public_text: str) -> str:

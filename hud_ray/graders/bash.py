@@ -47,7 +47,7 @@ class BashGrader:
             os.fchown(write_fd, owner, owner)
         try:
             env = clean_env(ws.cwd)
-            env["HUD_REWARD_FILE"] = f"/dev/fd/{write_fd}"
+            env["HUD_REWARD_FILE"] = ws.jail.fd_path(0, write_fd)
             script = f"cd {shlex.quote(cwd)} && {command}" if cwd else command
             try:
                 result = await ws.exec(script, timeout=timeout_seconds, max_output=CAP,

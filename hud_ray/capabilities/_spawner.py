@@ -118,10 +118,10 @@ def serve(control_fd: int, seccomp_fd: int) -> None:
             return  # the actor is gone
         req = json.loads(data)
         if "kill" in req:
-            pid = running.get(req["kill"])
-            if pid is not None:
+            target = running.get(req["kill"])
+            if target is not None:
                 try:
-                    os.killpg(pid, req.get("signal", signal.SIGKILL))
+                    os.killpg(target, req.get("signal", signal.SIGKILL))
                 except ProcessLookupError:
                     pass
             continue

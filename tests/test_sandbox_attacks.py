@@ -164,6 +164,7 @@ async def test_network_true_cannot_reach_host_listeners():
         assert c.capability.params["network"] is True
         r = await c.run("ip -o addr; ip route", timeout=10)
         assert "tap0" in r.stdout and "default via 10.0.2.2" in r.stdout, r
+        assert (await c.run("cat /etc/resolv.conf")).stdout == "nameserver 10.0.2.3\n"
         targets = [s.sockets[0].getsockname()[:2] for s in servers]
         port = targets[0][1]
         targets += [("10.0.2.2", port), ("10.0.2.2", targets[1][1])]

@@ -127,6 +127,10 @@ class Jail:
         for target, link in _LINKS:
             if os.path.exists("/" + target):
                 argv += ["--symlink", target, link]
+        if self.network:  # the host's resolver is unreachable; slirp4netns forwards DNS
+            resolv = self.private / "resolv.conf"
+            resolv.write_text(f"nameserver {SLIRP_DNS}\n")
+            argv += ["--ro-bind", str(resolv), "/etc/resolv.conf"]
         argv += ["--ro-bind", str(passwd), "/etc/passwd", "--ro-bind", str(group), "/etc/group",
                  "--proc", "/proc", "--dev", "/dev", "--size", tmp, "--tmpfs", "/tmp",
                  "--size", tmp, "--tmpfs", "/run", "--bind", str(self.workspace), WORKDIR,

@@ -288,17 +288,22 @@ class Jail:
         """Kill every process in the sandbox except its init (before grading)."""
         if self._pidfd is None:
             return
-        if self.cgroup.freeze(True):
+        keep = {self.init_pid, self._proc.pid if self._proc else None}
+
+        def frozen_kill() -> bool:
+            if not self.cgroup.freeze(True):
+                return False
             try:
                 # Frozen processes cannot exit, so no pid read here is reused meanwhile.
-                keep = {self.init_pid, self._proc.pid if self._proc else None}
                 for pid in self.cgroup.pids():
-                    if pid in keep:
-                        continue
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
+                    if pid not in keep:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)
             finally:
                 self.cgroup.freeze(False)
+            return True
+
+        if await asyncio.get_running_loop().run_in_executor(None, frozen_kill):
             return
         proc = await self.spawn(["/bin/bash", "-c", "kill -9 -1"])
         await proc.wait()

@@ -89,6 +89,28 @@ async def test_processes_are_killed_before_grading_unless_kept(ws):
         _current_session.reset(token)
 
 
+async def test_kept_processes_cannot_reach_the_graders_reward_pipe(ws):
+    """With keep_processes the agent's processes run on during grading; the grader is
+    another uid, so they cannot write its reward pipe through /proc/PID/fd."""
+    from hud_ray.env import Session, _current_session
+    from hud_ray.graders import BashGrader
+
+    c = await SSHClient.connect((await ws.open("k"))[0])
+    forger = ("nohup bash -c 'while :; do for f in /proc/[0-9]*/fd/*; do "
+              "echo 1 > $f; done 2>/dev/null; sleep 0.01; done' > /dev/null 2>&1 &")
+    assert (await c.run(forger)).exit_code == 0
+    session = Session(id="k", task=Task(env="x", id="y"), capabilities=[])
+    session.resources["shell"] = ws.session_context("k")
+    token = _current_session.set(session)
+    try:
+        grade = await BashGrader.grade(command="sleep 2; exit 1", keep_processes=True)
+        assert grade.value == 0.0 and grade.info["reward_file"] is None, grade
+        r = await ws.session_context("k").exec("pgrep -fc 'proc/\\[0-9'")
+        assert int(r.stdout) >= 1  # the forger really was running all along
+    finally:
+        _current_session.reset(token)
+
+
 # ---- finding 1: identity by pid ------------------------------------------------------
 async def test_the_agent_cannot_kill_its_sandbox_infrastructure(ws):
     a = await SSHClient.connect((await ws.open("a"))[0])

@@ -105,7 +105,7 @@ async def test_bash_grader_runs_inside_the_rollout_sandbox(tmp_path):
             r = await BashGrader.grade(command="echo 0.25 > $HUD_REWARD_FILE; exit 1")
         else:
             r = await BashGrader.grade(command="test \"$(cat x.txt)\" = 42 && test ! -e /root "
-                                               "&& test \"$(id -u)\" = 1000")
+                                               "&& test \"$(id -u)\" = 1001 && echo 7 >> x.txt")
         yield {"score": r.value, "info": r.info}
 
     sb = Sandbox({"g": env})

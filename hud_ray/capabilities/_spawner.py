@@ -51,8 +51,10 @@ def _middle(req: dict, fds: list[int], libc: ctypes.CDLL, prog: _Fprog) -> None:
         for cap in range(64):
             libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
         uid = req["uid"]
+        os.setgroups(req["groups"])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
+        os.umask(req["umask"])
         try:
             os.chdir(req["cwd"])
         except OSError:

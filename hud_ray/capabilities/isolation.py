@@ -43,6 +43,9 @@ from hud_ray.capabilities.limits import Cgroup, Limits
 from hud_ray.errors import CapabilityError
 
 INSIDE_UID = 1000
+#: Graders run as this uid (group ``agent`` too): the agent can neither signal them
+#: nor open their files or fds through /proc.
+GRADER_UID = 1001
 WORKDIR = "/workspace"
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: The environment of the host-side helpers (setpriv, bwrap, slirp4netns): nothing of
@@ -91,10 +94,12 @@ class Jail:
     """One rollout's sandbox: ``start`` it, ``spawn`` processes inside, ``stop`` it."""
 
     def __init__(self, workspace: Path, private: Path, host_uid: int, *, network: bool,
-                 limits: Limits | None = None, name: str = "jail") -> None:
+                 limits: Limits | None = None, name: str = "jail",
+                 grader_uid: int | None = None) -> None:
         self.workspace = workspace
         self.private = private  # per-session host dir for generated /etc files
         self.host_uid = host_uid
+        self.grader_uid = grader_uid if grader_uid is not None else host_uid + 1
         self.network = network
         self.limits = limits or Limits()
         self.cgroup = Cgroup(f"hud-ray-{os.getpid()}-{host_uid}-{name}"[:200], self.limits)
@@ -110,15 +115,18 @@ class Jail:
         group = self.private / "group"
         passwd.write_text(f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
                           f"agent:x:{INSIDE_UID}:{INSIDE_UID}:agent:{WORKDIR}:/bin/bash\n"
+                          f"grader:x:{GRADER_UID}:{GRADER_UID}:grader:{WORKDIR}:/bin/bash\n"
                           "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
-        group.write_text(f"root:x:0:\nagent:x:{INSIDE_UID}:\nnogroup:x:65534:\n")
+        group.write_text(f"root:x:0:\nagent:x:{INSIDE_UID}:grader\ngrader:x:{GRADER_UID}:\n"
+                         "nogroup:x:65534:\n")
         return passwd, group
 
-    def _argv(self, info_fd: int, seccomp_fd: int) -> list[str]:
+    def _argv(self, info_fd: int, seccomp_fd: int, block_fd: int) -> list[str]:
         passwd, group = self._passwd()
         tmp = str(self.limits.tmp_mb << 20)
         argv = ["setpriv", f"--reuid={self.host_uid}", f"--regid={self.host_uid}",
-                "--clear-groups", "--", "bwrap", "--unshare-all", "--as-pid-1",
+                "--clear-groups", "--", "bwrap", "--unshare-all", "--unshare-user",
+                "--userns-block-fd", str(block_fd), "--as-pid-1",
                 "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--uid",
                 str(INSIDE_UID), "--gid", str(INSIDE_UID), "--hostname", "sandbox"]
         for d in _SYSTEM_DIRS:
@@ -148,15 +156,20 @@ class Jail:
     async def _start(self) -> None:
         self.cgroup.create()
         read_fd, write_fd = os.pipe()
+        block_r, block_w = os.pipe()
         seccomp_fd = seccomp.memfd()
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                *self._argv(write_fd, seccomp_fd), stdin=asyncio.subprocess.DEVNULL,
+                *self._argv(write_fd, seccomp_fd, block_r), stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-                pass_fds=(write_fd, seccomp_fd), start_new_session=True, env=HOST_ENV)
+                pass_fds=(write_fd, seccomp_fd, block_r), start_new_session=True, env=HOST_ENV)
+        except BaseException:
+            os.close(block_w)
+            raise
         finally:
             os.close(write_fd)
             os.close(seccomp_fd)
+            os.close(block_r)
         # bwrap is our unreaped child: its pid is its own until we wait for it.
         self._join(self._proc.pid)
         loop = asyncio.get_running_loop()
@@ -173,8 +186,16 @@ class Jail:
                                   f"{err.decode(errors='replace').strip()[:300]}")
         data = json.loads(info)
         pid = int(data["child-pid"])
-        self._pidfd = os.pidfd_open(pid)
-        self._check_identity(pid)
+        try:
+            self._pidfd = os.pidfd_open(pid)
+            self._check_identity(pid)
+            # bwrap waits for the id maps: the agent and the grader, each its own host uid
+            # (written by us, root, so the map may hold two ids).
+            self._write_maps(pid)
+            self._check_identity(pid)
+            os.write(block_w, b"1")
+        finally:
+            os.close(block_w)
         # bwrap reports the init before the sandbox is finished (uid maps, pivot_root,
         # chdir); it is complete once the init has exec'd the reaper.
         deadline = loop.time() + 30
@@ -198,6 +219,11 @@ class Jail:
         self.init_pid = pid
         if self.network:
             await self._start_network()
+
+    def _write_maps(self, pid: int) -> None:
+        for kind in ("uid", "gid"):
+            Path(f"/proc/{pid}/{kind}_map").write_text(
+                f"{INSIDE_UID} {self.host_uid} 1\n{GRADER_UID} {self.grader_uid} 1\n")
 
     def _join(self, pid: int) -> None:
         for path in self.cgroup.procs_files():
@@ -257,13 +283,18 @@ class Jail:
     async def spawn(self, argv: list[str], *, env: dict[str, str] | None = None,
                     cwd: str = WORKDIR, pass_fds: tuple[int, ...] = (),
                     stdin: int | None = None, stdout: int | None = None,
-                    stderr: int | None = None) -> JailProcess:
-        """Start ``argv`` inside the sandbox as the agent user, in a new session.
-        ``pass_fds`` appear in it as fds 3, 4, ... in order."""
+                    stderr: int | None = None, as_grader: bool = False) -> JailProcess:
+        """Start ``argv`` inside the sandbox as the agent user (``as_grader``: as the
+        grader), in a new session. ``pass_fds`` appear in it as fds 3, 4, ... in order.
+        The agent's files are group-writable (umask 002) so graders may write them; the
+        grader's are not writable by the agent (umask 022)."""
         if self._pidfd is None or not self.alive():
             raise CapabilityError("the sandbox has ended")
         ns = [self._fds[name] for name, _ in _NS]
-        request = {"argv": argv, "env": env or clean_env(), "cwd": cwd, "uid": INSIDE_UID,
+        uid = GRADER_UID if as_grader else INSIDE_UID
+        request = {"argv": argv, "env": env or clean_env(), "cwd": cwd, "uid": uid,
+                   "groups": [INSIDE_UID] if as_grader else [],
+                   "umask": 0o022 if as_grader else 0o002,
                    "procs": self.cgroup.procs_files()}
         return await _spawner().spawn(request, [*ns, self._fds["root"], *pass_fds],
                                       stdin, stdout, stderr)
@@ -559,6 +590,7 @@ class Unisolated:
 
     async def spawn(self, argv: list[str], *, env: dict[str, str] | None = None,
                     cwd: str | None = None, pass_fds: tuple[int, ...] = (),
+                    as_grader: bool = False,
                     **kwargs: Any) -> JailProcess | asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
             *argv, env=env or clean_env(str(self.workspace)), start_new_session=True,
@@ -584,12 +616,12 @@ class Unisolated:
 async def run_in(jail: Jail | Unisolated, command: str, *, timeout: float = 60.0,
                  max_output: int = 64_000, stdin: bytes | None = None,
                  cwd: str | None = None, env: dict[str, str] | None = None,
-                 pass_fds: tuple[int, ...] = ()) -> ExecResult:
+                 pass_fds: tuple[int, ...] = (), as_grader: bool = False) -> ExecResult:
     """Run a shell command in the sandbox; kill it on timeout; cap the output."""
     script = command if cwd is None else f"cd {_quote(cwd)} && {command}"
     before = jail.events()
     proc = await jail.spawn(
-        ["/bin/bash", "-c", script], env=env, pass_fds=pass_fds,
+        ["/bin/bash", "-c", script], env=env, pass_fds=pass_fds, as_grader=as_grader,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     timed_out = False

@@ -76,10 +76,12 @@ class WorkspaceSession:
     workspace: Workspace | None = None
 
     async def exec(self, command: str, *, timeout: float = 60.0, max_output: int = 64_000,
-                   env: dict[str, str] | None = None,
-                   pass_fds: tuple[int, ...] = ()) -> ExecResult:
+                   env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = (),
+                   as_grader: bool = False) -> ExecResult:
+        """Run ``command`` inside the sandbox, as the agent (or, ``as_grader``, as the
+        grader: uid 1001 in group ``agent``, out of the agent's reach)."""
         return await run_in(self.jail, command, timeout=timeout, max_output=max_output,
-                            env=env, pass_fds=pass_fds)
+                            env=env, pass_fds=pass_fds, as_grader=as_grader)
 
     async def stop_agent(self, *, kill: bool = True) -> None:
         """End the agent's turn: close and refuse its ssh connections and (``kill``)
@@ -130,7 +132,7 @@ class Workspace(SessionResource):
         memory limit too); False where mounting is not possible."""
         if self.limits.workspace_mb is None:
             return False
-        opts = f"size={self.limits.workspace_mb}m,mode=0755,uid={uid},gid={uid}"
+        opts = f"size={self.limits.workspace_mb}m,mode=2775,uid={uid},gid={uid}"
         if _libc().mount(b"hud-ray-ws", os.fsencode(path), b"tmpfs", _MS_NOSUID | _MS_NODEV,
                          opts.encode()) != 0:
             log.warning("workspace size limit not enforced (tmpfs mount failed: %s)",
@@ -181,7 +183,7 @@ class Workspace(SessionResource):
 
         await self.start()
         assert self._base is not None and self.address is not None
-        uid = next(_uids)
+        uid, grader_uid = next(_uids), next(_uids)
         top = self._base / session_id
         path, private = top / "workspace", top / "private"
         path.mkdir(parents=True)
@@ -203,12 +205,15 @@ class Workspace(SessionResource):
         if isolated:
             for p in [top, *path.rglob("*")]:
                 os.lchown(p, uid, uid)
+                if p != top and not p.is_symlink():  # graders (group agent) may write too
+                    p.chmod(p.stat().st_mode | (0o2020 if p.is_dir() else 0o020))
             os.chown(path, uid, uid)
+            path.chmod(0o2775)
             top.chmod(0o700)
             os.chown(private, 0, 0)
             private.chmod(0o755)
             jail = Jail(path, private, uid, network=self.network, limits=self.limits,
-                        name=session_id)
+                        name=session_id, grader_uid=grader_uid)
         else:
             jail = Unisolated(path)
         try:

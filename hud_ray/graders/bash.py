@@ -42,7 +42,7 @@ class BashGrader:
         await ws.stop_agent(kill=not keep_processes)
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
-        owner = getattr(ws.jail, "host_uid", None)
+        owner = getattr(ws.jail, "grader_uid", None)
         if owner is not None:  # reopened through /dev/fd, the pipe checks its owner
             os.fchown(write_fd, owner, owner)
         try:
@@ -51,7 +51,7 @@ class BashGrader:
             script = f"cd {shlex.quote(cwd)} && {command}" if cwd else command
             try:
                 result = await ws.exec(script, timeout=timeout_seconds, max_output=CAP,
-                                       env=env, pass_fds=(write_fd,))
+                                       env=env, pass_fds=(write_fd,), as_grader=True)
             finally:
                 os.close(write_fd)
             reported = _read_available(read_fd)

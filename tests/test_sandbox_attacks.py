@@ -118,6 +118,9 @@ async def test_the_agent_cannot_kill_its_sandbox_infrastructure(ws):
                 "for s in $(seq 1 31) $(seq 34 64); do kill -$s 1; done", timeout=10)
     assert (await a.run("echo alive")).stdout == "alive\n"
     assert (await a.run("nohup sleep 1234 > /dev/null 2>&1 & echo started")).exit_code == 0
+    for path in ("/proc/1/mem", "/proc/1/fd/0", "/proc/1/environ"):  # pid 1 is not dumpable
+        r = await a.run(f"python3 -c \"open('{path}', 'rb').read(1)\"")
+        assert r.exit_code != 0 and "Permission denied" in r.stderr, (path, r)
 
 
 def _steer(pid: int) -> subprocess.Popen[bytes] | None:

@@ -54,6 +54,7 @@ HOST_ENV = {"PATH": SAFE_PATH}
 _SYSTEM_DIRS = ("/usr", "/etc")
 _LINKS = (("usr/bin", "/bin"), ("usr/sbin", "/sbin"), ("usr/lib", "/lib"),
           ("usr/lib64", "/lib64"), ("usr/lib32", "/lib32"))
+INIT_PATH = "/run/.hud-ray-init"
 #: The pid-namespace init: ignores every catchable signal and reaps orphans forever.
 _INIT = ("trap '' HUP INT QUIT TERM USR1 USR2 ALRM PIPE VTALRM PROF XCPU XFSZ IO PWR SYS "
          "TSTP TTIN TTOU; while :; do sleep 86400 & wait; done")
@@ -121,7 +122,7 @@ class Jail:
                          "nogroup:x:65534:\n")
         return passwd, group
 
-    def _argv(self, info_fd: int, seccomp_fd: int, block_fd: int) -> list[str]:
+    def _argv(self, info_fd: int, seccomp_fd: int, block_fd: int, shell_fd: int) -> list[str]:
         passwd, group = self._passwd()
         tmp = str(self.limits.tmp_mb << 20)
         argv = ["setpriv", f"--reuid={self.host_uid}", f"--regid={self.host_uid}",
@@ -143,7 +144,12 @@ class Jail:
                  "--proc", "/proc", "--dev", "/dev", "--size", tmp, "--tmpfs", "/tmp",
                  "--size", tmp, "--tmpfs", "/run", "--bind", str(self.workspace), WORKDIR,
                  "--chdir", WORKDIR, "--clearenv", "--seccomp", str(seccomp_fd),
-                 "--info-fd", str(info_fd), "--", "/bin/bash", "-c", _INIT]
+                 "--info-fd", str(info_fd),
+                 # The init runs from an execute-only copy of bash: exec of a file its user
+                 # cannot read makes the process non-dumpable, so the agent (same uid)
+                 # cannot open /proc/1/mem or /proc/1/fd.
+                 "--perms", "0111", "--file", str(shell_fd), INIT_PATH,
+                 "--", INIT_PATH, "-c", _INIT]
         return argv
 
     async def start(self) -> None:
@@ -158,18 +164,19 @@ class Jail:
         read_fd, write_fd = os.pipe()
         block_r, block_w = os.pipe()
         seccomp_fd = seccomp.memfd()
+        shell_fd = os.open(os.path.realpath("/bin/bash"), os.O_RDONLY)
+        passed = (write_fd, seccomp_fd, block_r, shell_fd)
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                *self._argv(write_fd, seccomp_fd, block_r), stdin=asyncio.subprocess.DEVNULL,
+                *self._argv(*passed), stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-                pass_fds=(write_fd, seccomp_fd, block_r), start_new_session=True, env=HOST_ENV)
+                pass_fds=passed, start_new_session=True, env=HOST_ENV)
         except BaseException:
             os.close(block_w)
             raise
         finally:
-            os.close(write_fd)
-            os.close(seccomp_fd)
-            os.close(block_r)
+            for fd in passed:
+                os.close(fd)
         # bwrap is our unreaped child: its pid is its own until we wait for it.
         self._join(self._proc.pid)
         loop = asyncio.get_running_loop()
@@ -526,7 +533,8 @@ def _spawner() -> _Spawner:
 
 def _runs_init(pid: int) -> bool:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"/bin/bash\0-c\0trap")
+        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(
+            INIT_PATH.encode() + b"\0-c\0trap")
     except OSError:
         return False
 

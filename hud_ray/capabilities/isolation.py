@@ -55,6 +55,7 @@ _SYSTEM_DIRS = ("/usr", "/etc")
 _LINKS = (("usr/bin", "/bin"), ("usr/sbin", "/sbin"), ("usr/lib", "/lib"),
           ("usr/lib64", "/lib64"), ("usr/lib32", "/lib32"))
 INIT_PATH = "/run/.hud-ray-init"
+_BASH = os.path.realpath("/bin/bash")
 #: The pid-namespace init: ignores every catchable signal and reaps orphans forever.
 _INIT = ("trap '' HUP INT QUIT TERM USR1 USR2 ALRM PIPE VTALRM PROF XCPU XFSZ IO PWR SYS "
          "TSTP TTIN TTOU; while :; do sleep 86400 & wait; done")
@@ -164,7 +165,7 @@ class Jail:
         read_fd, write_fd = os.pipe()
         block_r, block_w = os.pipe()
         seccomp_fd = seccomp.memfd()
-        shell_fd = os.open(os.path.realpath("/bin/bash"), os.O_RDONLY)
+        shell_fd = os.open(_BASH, os.O_RDONLY)
         passed = (write_fd, seccomp_fd, block_r, shell_fd)
         try:
             self._proc = await asyncio.create_subprocess_exec(

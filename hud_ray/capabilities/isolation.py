@@ -13,10 +13,12 @@ still bwrap's child before and after), enters through those fds, and kills throu
 pidfd. A sandbox whose init died cannot be entered (no process can be forked into its
 pid namespace) and its reused pid number means nothing.
 
-Every command (each ssh exec, every grader) is forked on the host, joins the
-sandbox's cgroups (:mod:`.limits`) and namespaces, drops the capability bounding set,
-becomes uid 1000, sets ``no_new_privs`` and the seccomp filter (:mod:`.seccomp`) and
-forks once more into the pid namespace; processes it backgrounds outlive it. With
+Every command (each ssh exec, every grader) is started by a small host process, the
+spawner (:mod:`._spawner`): it joins the sandbox's cgroups (:mod:`.limits`) and
+namespaces, drops the capability bounding set, becomes uid 1000 (graders: 1001, the
+user namespace maps both to host uids of their own), sets ``no_new_privs`` and the
+seccomp filter (:mod:`.seccomp`) and forks once more into the pid namespace;
+processes it backgrounds outlive it. With
 ``network=True`` the sandbox's own network namespace reaches out through a user-mode
 stack (slirp4netns) with the host's loopback and every host and private address
 refused; otherwise it has only its loopback.
@@ -186,6 +188,7 @@ class Jail:
         except TimeoutError:
             info = b""
         if not info:
+            os.close(block_w)
             err = b""
             if self._proc.stderr is not None:
                 with contextlib.suppress(TimeoutError):

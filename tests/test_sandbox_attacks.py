@@ -294,6 +294,22 @@ async def test_fork_bomb_memory_and_disk_are_bounded_and_cleaned_up():
     assert await host.wait() == 0  # the host forks fine
 
 
+async def test_cpu_is_capped():
+    w = Workspace(limits={"cpus": 0.2})
+    try:
+        await w.open("cpu")
+        session = w.session_context("cpu")
+        stat = session.jail.cgroup.dirs["cpu"] / "cpu.stat"
+        t0 = time.monotonic()
+        r = await session.exec("timeout 1 bash -c 'while :; do :; done'; true", timeout=30)
+        assert time.monotonic() - t0 < 10 and r.exit_code == 0, r
+        fields = dict(line.split() for line in stat.read_text().splitlines())
+        # a busy loop gets 20 ms of every 100 ms period, and is throttled for the rest
+        assert int(fields["nr_throttled"]) > 0 and int(fields["throttled_time"]) > 0, fields
+    finally:
+        await w.stop()
+
+
 def test_bad_limits_are_a_clear_error():
     with pytest.raises(CapabilityError, match="unknown workspace limits"):
         Workspace(limits={"cpu": 2})

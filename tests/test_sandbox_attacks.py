@@ -310,6 +310,20 @@ async def test_cpu_is_capped():
         await w.stop()
 
 
+async def test_a_failing_setup_leaves_no_mount_or_directory():
+    def setup(path: Path) -> None:
+        raise RuntimeError("setup broke")
+
+    w = Workspace(setup=setup)
+    try:
+        with pytest.raises(RuntimeError, match="setup broke"):
+            await w.open("bad")
+        assert w._base is not None and not (w._base / "bad").exists()
+        assert str(w._base / "bad") not in Path("/proc/mounts").read_text()
+    finally:
+        await w.stop()
+
+
 def test_bad_limits_are_a_clear_error():
     with pytest.raises(CapabilityError, match="unknown workspace limits"):
         Workspace(limits={"cpu": 2})

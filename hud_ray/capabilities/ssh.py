@@ -189,35 +189,9 @@ class Workspace(SessionResource):
         path.mkdir(parents=True)
         private.mkdir()
         isolated = self.isolation == "bwrap"
-        if isolated and self._mount_workspace(path, uid):
-            self._mounts[session_id] = path
-        if self.root is not None:
-            shutil.copytree(self.root, path, dirs_exist_ok=True, symlinks=True)
-        for rel, content in self.seed.items():
-            target = path / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content)
-        if self.setup is not None:
-            result = self.setup(path)
-            if inspect.isawaitable(result):
-                await result
-        jail: Jail | Unisolated
-        if isolated:
-            for p in [top, *path.rglob("*")]:
-                os.lchown(p, uid, uid)
-                if p != top and not p.is_symlink():  # graders (group agent) may write too
-                    p.chmod(p.stat().st_mode | (0o2020 if p.is_dir() else 0o020))
-            os.chown(path, uid, uid)
-            path.chmod(0o2775)
-            top.chmod(0o700)
-            os.chown(private, 0, 0)
-            private.chmod(0o755)
-            jail = Jail(path, private, uid, network=self.network, limits=self.limits,
-                        name=session_id, grader_uid=grader_uid)
-        else:
-            jail = Unisolated(path)
         try:
-            await jail.start()
+            jail = await self._prepare(session_id, top, path, private, uid, grader_uid,
+                                       isolated)
         except BaseException:
             self._unmount(session_id)
             shutil.rmtree(top, ignore_errors=True)
@@ -236,6 +210,31 @@ class Workspace(SessionResource):
                   "network": self.network}
         url_host = f"[{host}]" if ":" in host else host
         return [Capability(self.name, "ssh/2", f"ssh://{url_host}:{port}", params)]
+
+    async def _prepare(self, session_id: str, top: Path, path: Path, private: Path, uid: int,
+                       grader_uid: int, isolated: bool) -> Jail | Unisolated:
+        """Fill the workspace and start its sandbox (the caller cleans up on failure)."""
+        if isolated and self._mount_workspace(path, uid):
+            self._mounts[session_id] = path
+        if self.root is not None:
+            shutil.copytree(self.root, path, dirs_exist_ok=True, symlinks=True)
+        for rel, content in self.seed.items():
+            target = path / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+        if self.setup is not None:
+            result = self.setup(path)
+            if inspect.isawaitable(result):
+                await result
+        jail: Jail | Unisolated
+        if isolated:
+            _hand_over(top, path, private, uid)
+            jail = Jail(path, private, uid, network=self.network, limits=self.limits,
+                        name=session_id, grader_uid=grader_uid)
+        else:
+            jail = Unisolated(path)
+        await jail.start()
+        return jail
 
     async def close(self, session_id: str) -> None:
         ws = self._sessions.pop(session_id, None)
@@ -375,6 +374,19 @@ async def _pty_session(process: Any, argv: list[str], env: dict[str, str],
 
 
 _MS_NOSUID, _MS_NODEV, _MNT_DETACH = 2, 4, 2
+
+
+def _hand_over(top: Path, path: Path, private: Path, uid: int) -> None:
+    """Give the filled workspace to the sandbox's uid; graders (group agent) may write."""
+    for p in [top, *path.rglob("*")]:
+        os.lchown(p, uid, uid)
+        if p != top and not p.is_symlink():
+            p.chmod(p.stat().st_mode | (0o2020 if p.is_dir() else 0o020))
+    os.chown(path, uid, uid)
+    path.chmod(0o2775)
+    top.chmod(0o700)
+    os.chown(private, 0, 0)
+    private.chmod(0o755)
 
 
 @functools.cache

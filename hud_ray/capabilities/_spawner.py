@@ -21,9 +21,13 @@ import socket
 import sys
 
 _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, _PR_CAPBSET_DROP = 38, 22, 2, 24
+_SO_SNDBUFFORCE, _SO_RCVBUFFORCE = 32, 33
 _NS_FLAGS = (os.CLONE_NEWIPC, os.CLONE_NEWUTS, os.CLONE_NEWNET, os.CLONE_NEWPID,
              os.CLONE_NEWCGROUP, os.CLONE_NEWNS, os.CLONE_NEWUSER)  # the user ns last
 _HIGH = 512
+#: A request's size limit (argv and environment; the kernel's own limit for one
+#: argument is 128 KiB). Both ends set their socket buffers to fit it.
+MAX_REQUEST = 4 << 20
 
 
 class _Fprog(ctypes.Structure):
@@ -102,6 +106,7 @@ def serve(control_fd: int, seccomp_fd: int) -> None:
         code = ctypes.create_string_buffer(f.read())
     prog = _Fprog(len(code.raw) // 8, ctypes.cast(code, ctypes.c_void_p).value)
     sock = socket.socket(fileno=control_fd)
+    sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, MAX_REQUEST * 2)
     running: dict[int, int] = {}  # request id -> middle pid (not yet reaped)
     while True:
         ready, _, _ = select.select([sock], [], [], 0.5)
@@ -115,10 +120,18 @@ def serve(control_fd: int, seccomp_fd: int) -> None:
             running = {k: v for k, v in running.items() if v != pid}
         if not ready:
             continue
-        data, fds, _, _ = socket.recv_fds(sock, 65536, 64)
+        data, fds, flags, _ = socket.recv_fds(sock, MAX_REQUEST, 64)
         if not data:
             return  # the actor is gone
-        req = json.loads(data)
+        try:
+            req = json.loads(data)
+            if flags & socket.MSG_TRUNC or not isinstance(req, dict):
+                raise ValueError("request too large")
+        except ValueError as e:
+            for fd in fds:
+                os.close(fd)
+            sock.sendall(json.dumps({"id": None, "error": f"bad request: {e}"}).encode())
+            continue
         if "kill" in req:
             target = running.get(req["kill"])
             if target is not None:

@@ -451,6 +451,7 @@ class _Spawner:
             finally:
                 theirs.close()
                 os.close(prog)
+            ours.setsockopt(socket.SOL_SOCKET, 32, 8 << 20)  # SO_SNDBUFFORCE: big argv
             ours.setblocking(False)
             self._sock = ours
             return ours
@@ -484,7 +485,11 @@ class _Spawner:
             async with self._alock:
                 self._ids += 1
                 request = {**request, "id": self._ids}
-                socket.send_fds(sock, [json.dumps(request).encode()], [*std, status_w, *fds])
+                data = json.dumps(request).encode()
+                if len(data) > 4 << 20:
+                    raise CapabilityError("command and environment exceed 4 MiB",
+                                          retryable=False)
+                socket.send_fds(sock, [data], [*std, status_w, *fds])
                 reply = json.loads(await loop.sock_recv(sock, 65536) or b"{}")
         except BaseException:
             for fd in [*ends.values(), status_r]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,31 @@ class Limits:
 
 
 _warned: set[str] = set()
+_swept: set[Path] = set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep(parent: Path) -> None:
+    """Remove empty ``hud-ray-PID-*`` groups left below ``parent`` by a process that died
+    without tearing down (its sandboxes died with it: bwrap ``--die-with-parent``)."""
+    if parent in _swept:
+        return
+    _swept.add(parent)
+    with contextlib.suppress(OSError):
+        for d in parent.glob("hud-ray-*"):
+            pid = d.name.split("-")[2]
+            if pid.isdigit() and not _alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
 
 
 def _own(controller: str) -> str | None:
@@ -115,6 +141,7 @@ class Cgroup:
                 self._warn(ctrl, "not mounted")
                 continue
             d = base / own.lstrip("/") / self.name
+            sweep(d.parent)
             try:
                 d.mkdir()
                 for key, value in settings.items():

@@ -133,7 +133,9 @@ class Workspace(SessionResource):
         if self.limits.workspace_mb is None:
             return False
         opts = f"size={self.limits.workspace_mb}m,mode=2775,uid={uid},gid={uid}"
-        if _libc().mount(b"hud-ray-ws", os.fsencode(path), b"tmpfs", _MS_NOSUID | _MS_NODEV,
+        _sweep_mounts()
+        source = f"hud-ray-ws-{os.getpid()}".encode()
+        if _libc().mount(source, os.fsencode(path), b"tmpfs", _MS_NOSUID | _MS_NODEV,
                          opts.encode()) != 0:
             log.warning("workspace size limit not enforced (tmpfs mount failed: %s)",
                         os.strerror(ctypes.get_errno()))
@@ -374,6 +376,18 @@ async def _pty_session(process: Any, argv: list[str], env: dict[str, str],
 
 
 _MS_NOSUID, _MS_NODEV, _MNT_DETACH = 2, 4, 2
+
+
+@functools.cache
+def _sweep_mounts() -> None:
+    """Detach workspace tmpfs mounts left by a process that died without closing them."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            source, target = line.split()[:2]
+            pid = source.removeprefix("hud-ray-ws-")
+            if source.startswith("hud-ray-ws-") and pid.isdigit() and \
+                    not Path(f"/proc/{pid}").exists():
+                _libc().umount2(target.encode(), _MNT_DETACH)
 
 
 def _hand_over(top: Path, path: Path, private: Path, uid: int) -> None:

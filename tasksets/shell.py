@@ -112,8 +112,11 @@ async def service_report():
            "to out/status every second, forever. 2) Start it in the background so it keeps "
            "running after your command returns. 3) Write the number of lines of "
            "data/sales.csv (header included) to out/lines.txt.")
-    running = await BashGrader.grade(name="running", weight=0.5, command=(
-        "sleep 1.5; test -s out/status && pgrep -f out/serve.sh >/dev/null"))
+    # The one check that needs the agent's background service alive opts in to keeping
+    # the agent's processes; the next grade kills them (the default).
+    running = await BashGrader.grade(name="running", weight=0.5, keep_processes=True,
+                                     command="sleep 1.5; test -s out/status && "
+                                             "pgrep -f out/serve.sh >/dev/null")
     lines = await BashGrader.grade(name="lines", weight=0.5,
                                    command='test "$(tr -d "[:space:]" < out/lines.txt)" = 7')
     yield await combine(SubScore(**{**running.model_dump(), "info": None}),

@@ -105,7 +105,7 @@ async def test_bash_grader_runs_inside_the_rollout_sandbox(tmp_path):
             r = await BashGrader.grade(command="echo 0.25 > $HUD_REWARD_FILE; exit 1")
         else:
             r = await BashGrader.grade(command="test \"$(cat x.txt)\" = 42 && test ! -e /root "
-                                               "&& test \"$(id -u)\" = 1000")
+                                               "&& test \"$(id -u)\" = 1001 && echo 7 >> x.txt")
         yield {"score": r.value, "info": r.info}
 
     sb = Sandbox({"g": env})
@@ -152,3 +152,13 @@ async def test_unisolated_needs_an_explicit_opt_in(monkeypatch):
 
 def test_root_is_required_for_isolation_here():
     assert os.geteuid() == 0  # CI runs as root; isolation starts sandboxes as other uids
+
+
+async def test_large_commands_and_too_large_ones(ws):
+    await ws.open("big")
+    session = ws.session_context("big")
+    r = await session.exec(f"echo {'z' * 100_000} | wc -c")
+    assert (r.exit_code, r.stdout) == (0, "100001\n")
+    r = await session.exec(f"echo {'z' * 1_000_000} | wc -c")  # over the kernel's 128 KiB
+    assert r.exit_code == 127 and "Argument list too long" in r.stderr
+    assert (await session.exec("echo ok")).stdout == "ok\n"

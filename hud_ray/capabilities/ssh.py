@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import functools
 import inspect
 import itertools
 import logging
@@ -28,15 +30,16 @@ from typing import Any
 
 from hud_ray.capabilities.base import Capability, SessionResource
 from hud_ray.capabilities.isolation import (
-    HOST_ENV,
     WORKDIR,
     ExecResult,
     Jail,
     Unisolated,
     bwrap_available,
     clean_env,
+    kill_group,
     run_in,
 )
+from hud_ray.capabilities.limits import Limits
 from hud_ray.errors import CapabilityError
 
 log = logging.getLogger(__name__)
@@ -68,10 +71,27 @@ class WorkspaceSession:
     jail: Jail | Unisolated
     key_fingerprint: str
     cwd: str
+    #: set once grading starts: the agent's ssh connections are closed and refused
+    agent_locked: bool = False
+    workspace: Workspace | None = None
 
-    async def exec(self, command: str, *, timeout: float = 60.0,
-                   max_output: int = 64_000) -> ExecResult:
-        return await run_in(self.jail, command, timeout=timeout, max_output=max_output)
+    async def exec(self, command: str, *, timeout: float = 60.0, max_output: int = 64_000,
+                   env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = (),
+                   as_grader: bool = False) -> ExecResult:
+        """Run ``command`` inside the sandbox, as the agent (or, ``as_grader``, as the
+        grader: uid 1001 in group ``agent``, out of the agent's reach)."""
+        return await run_in(self.jail, command, timeout=timeout, max_output=max_output,
+                            env=env, pass_fds=pass_fds, as_grader=as_grader)
+
+    async def stop_agent(self, *, kill: bool = True) -> None:
+        """End the agent's turn: close and refuse its ssh connections and (``kill``)
+        kill every process it left running. Graders call this first."""
+        self.agent_locked = True
+        if self.workspace is not None:
+            for conn in self.workspace._conns.get(self.id, set()).copy():
+                conn.close()
+        if kill:
+            await self.jail.kill_processes()
 
 
 class Workspace(SessionResource):
@@ -82,12 +102,14 @@ class Workspace(SessionResource):
     def __init__(self, root: str | os.PathLike[str] | None = None, *, name: str = "shell",
                  setup: SetupHook | None = None, seed: dict[str, str] | None = None,
                  network: bool = False, allow_unisolated: bool = False, user: str = "agent",
-                 host: str | None = None, port: int = 0) -> None:
+                 host: str | None = None, port: int = 0,
+                 limits: Limits | dict[str, Any] | None = None) -> None:
         self.name = name
         self.root = Path(root) if root is not None else None
         self.setup = setup
         self.seed = dict(seed or {})
         self.network = network
+        self.limits = Limits.parse(limits)
         self.allow_unisolated = allow_unisolated
         self.user = user
         self.host = host
@@ -98,11 +120,27 @@ class Workspace(SessionResource):
         self._sessions: dict[str, WorkspaceSession] = {}
         self._keys: dict[str, str] = {}  # authorised public key (OpenSSH text) -> session id
         self._conns: dict[str, set[Any]] = {}  # session id -> its live ssh connections
+        self._mounts: dict[str, Path] = {}  # session id -> its workspace tmpfs
         self.address: tuple[str, int] | None = None
 
     @property
     def isolation(self) -> str:
         return "bwrap" if bwrap_available() and os.geteuid() == 0 else "none"
+
+    def _mount_workspace(self, path: Path, uid: int) -> bool:
+        """A size-limited tmpfs as the workspace (its pages count against the sandbox's
+        memory limit too); False where mounting is not possible."""
+        if self.limits.workspace_mb is None:
+            return False
+        opts = f"size={self.limits.workspace_mb}m,mode=2775,uid={uid},gid={uid}"
+        _sweep_mounts()
+        source = f"hud-ray-ws-{os.getpid()}".encode()
+        if _libc().mount(source, os.fsencode(path), b"tmpfs", _MS_NOSUID | _MS_NODEV,
+                         opts.encode()) != 0:
+            log.warning("workspace size limit not enforced (tmpfs mount failed: %s)",
+                        os.strerror(ctypes.get_errno()))
+            return False
+        return True
 
     async def start(self) -> None:
         if self._server is not None:
@@ -147,38 +185,24 @@ class Workspace(SessionResource):
 
         await self.start()
         assert self._base is not None and self.address is not None
-        uid = next(_uids)
+        uid, grader_uid = next(_uids), next(_uids)
         top = self._base / session_id
         path, private = top / "workspace", top / "private"
         path.mkdir(parents=True)
         private.mkdir()
-        if self.root is not None:
-            shutil.copytree(self.root, path, dirs_exist_ok=True, symlinks=True)
-        for rel, content in self.seed.items():
-            target = path / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content)
-        if self.setup is not None:
-            result = self.setup(path)
-            if inspect.isawaitable(result):
-                await result
         isolated = self.isolation == "bwrap"
-        jail: Jail | Unisolated
-        if isolated:
-            for p in [top, *path.rglob("*")]:
-                os.lchown(p, uid, uid)
-            os.chown(path, uid, uid)
-            top.chmod(0o700)
-            os.chown(private, 0, 0)
-            private.chmod(0o755)
-            jail = Jail(path, private, uid, network=self.network)
-        else:
-            jail = Unisolated(path)
-        await jail.start()
+        try:
+            jail = await self._prepare(session_id, top, path, private, uid, grader_uid,
+                                       isolated)
+        except BaseException:
+            self._unmount(session_id)
+            shutil.rmtree(top, ignore_errors=True)
+            raise
         key = asyncssh.generate_private_key("ssh-ed25519")
         public = key.export_public_key().decode().strip()
         cwd = WORKDIR if isolated else str(path)
-        self._sessions[session_id] = WorkspaceSession(session_id, path, jail, public, cwd)
+        self._sessions[session_id] = WorkspaceSession(session_id, path, jail, public, cwd,
+                                                      workspace=self)
         self._keys[_key_id(public)] = session_id
         host, port = self.address
         params = {"user": self.user,
@@ -189,6 +213,31 @@ class Workspace(SessionResource):
         url_host = f"[{host}]" if ":" in host else host
         return [Capability(self.name, "ssh/2", f"ssh://{url_host}:{port}", params)]
 
+    async def _prepare(self, session_id: str, top: Path, path: Path, private: Path, uid: int,
+                       grader_uid: int, isolated: bool) -> Jail | Unisolated:
+        """Fill the workspace and start its sandbox (the caller cleans up on failure)."""
+        if isolated and self._mount_workspace(path, uid):
+            self._mounts[session_id] = path
+        if self.root is not None:
+            shutil.copytree(self.root, path, dirs_exist_ok=True, symlinks=True)
+        for rel, content in self.seed.items():
+            target = path / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+        if self.setup is not None:
+            result = self.setup(path)
+            if inspect.isawaitable(result):
+                await result
+        jail: Jail | Unisolated
+        if isolated:
+            _hand_over(top, path, private, uid)
+            jail = Jail(path, private, uid, network=self.network, limits=self.limits,
+                        name=session_id, grader_uid=grader_uid)
+        else:
+            jail = Unisolated(path)
+        await jail.start()
+        return jail
+
     async def close(self, session_id: str) -> None:
         ws = self._sessions.pop(session_id, None)
         if ws is None:
@@ -197,8 +246,15 @@ class Workspace(SessionResource):
         for conn in self._conns.pop(session_id, set()):
             conn.close()  # the rollout is over: so is every shell it had open
         await ws.jail.stop()
+        self._unmount(session_id)
         if self._base is not None:
             shutil.rmtree(self._base / session_id, ignore_errors=True)
+
+    def _unmount(self, session_id: str) -> None:
+        path = self._mounts.pop(session_id, None)
+        if path is not None and _libc().umount2(os.fsencode(path), _MNT_DETACH) != 0:
+            log.warning("unmounting workspace %s failed: %s", path,
+                        os.strerror(ctypes.get_errno()))
 
     def session_context(self, session_id: str) -> WorkspaceSession:
         return self._sessions[session_id]
@@ -211,7 +267,7 @@ class Workspace(SessionResource):
         conn = process.get_extra_info("connection")
         sid = getattr(conn, "_hud_session", None)
         ws = self._sessions.get(sid) if sid else None
-        if ws is None:
+        if ws is None or ws.agent_locked:
             process.stderr.write(b"workspace session has ended\n")
             process.exit(255)
             return
@@ -221,13 +277,16 @@ class Workspace(SessionResource):
             env["TERM"] = process.get_terminal_type()
         argv = ["/bin/bash", "-c", command] if command else ["/bin/bash", "-l"]
         if command is None and process.get_terminal_type():
-            await _pty_session(process, ws.jail.command(["/bin/bash", "-il"], env=env), ws)
+            await _pty_session(process, ["/bin/bash", "-il"], env, ws)
             return
-        proc = await asyncio.create_subprocess_exec(
-            *ws.jail.command(argv, env=env), stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            cwd=str(ws.path) if isinstance(ws.jail, Unisolated) else None,
-            start_new_session=True, env=HOST_ENV)
+        try:
+            proc = await ws.jail.spawn(argv, env=env, stdin=asyncio.subprocess.PIPE,
+                                       stdout=asyncio.subprocess.PIPE,
+                                       stderr=asyncio.subprocess.PIPE)
+        except CapabilityError as e:
+            process.stderr.write(f"{e}\n".encode())
+            process.exit(255)
+            return
         try:
             feeder = asyncio.create_task(_feed(process.stdin, proc.stdin))
             await asyncio.gather(_drain(proc.stdout, process.stdout),
@@ -236,9 +295,7 @@ class Workspace(SessionResource):
             feeder.cancel()
             process.exit(code if code >= 0 else 128 - code)
         finally:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, 9)
+            kill_group(proc)
 
 
 async def _feed(source: Any, sink: asyncio.StreamWriter | None) -> None:
@@ -270,13 +327,20 @@ async def _drain(source: asyncio.StreamReader | None, sink: Any) -> None:
         sink.write(data)
 
 
-async def _pty_session(process: Any, argv: list[str], ws: WorkspaceSession) -> None:
+async def _pty_session(process: Any, argv: list[str], env: dict[str, str],
+                       ws: WorkspaceSession) -> None:
     """An interactive login shell on a pseudo-terminal (a human's `ssh`)."""
     import pty
 
     master, slave = pty.openpty()
-    proc = await asyncio.create_subprocess_exec(*argv, stdin=slave, stdout=slave, stderr=slave,
-                                                start_new_session=True, env=HOST_ENV)
+    try:
+        proc = await ws.jail.spawn(argv, env=env, stdin=slave, stdout=slave, stderr=slave)
+    except CapabilityError as e:
+        os.close(slave)
+        os.close(master)
+        process.stderr.write(f"{e}\n".encode())
+        process.exit(255)
+        return
     os.close(slave)
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
@@ -309,6 +373,39 @@ async def _pty_session(process: Any, argv: list[str], ws: WorkspaceSession) -> N
     pumper.cancel()
     os.close(master)
     process.exit(code)
+
+
+_MS_NOSUID, _MS_NODEV, _MNT_DETACH = 2, 4, 2
+
+
+@functools.cache
+def _sweep_mounts() -> None:
+    """Detach workspace tmpfs mounts left by a process that died without closing them."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            source, target = line.split()[:2]
+            pid = source.removeprefix("hud-ray-ws-")
+            if source.startswith("hud-ray-ws-") and pid.isdigit() and \
+                    not Path(f"/proc/{pid}").exists():
+                _libc().umount2(target.encode(), _MNT_DETACH)
+
+
+def _hand_over(top: Path, path: Path, private: Path, uid: int) -> None:
+    """Give the filled workspace to the sandbox's uid; graders (group agent) may write."""
+    for p in [top, *path.rglob("*")]:
+        os.lchown(p, uid, uid)
+        if p != top and not p.is_symlink():
+            p.chmod(p.stat().st_mode | (0o2020 if p.is_dir() else 0o020))
+    os.chown(path, uid, uid)
+    path.chmod(0o2775)
+    top.chmod(0o700)
+    os.chown(private, 0, 0)
+    private.chmod(0o755)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _key_id(public_text: str) -> str:

@@ -11,7 +11,6 @@ import pytest
 
 from hud_ray.agents import AgentSettings, create_agent, validate_agent
 from hud_ray.agents.settings import SETTINGS, ChatSettings, ClaudeSettings
-from hud_ray.engine import run_eval_async
 from hud_ray.errors import ConfigError
 from hud_ray.testing import FakeProvider, letters_policy
 from hud_ray.types import AgentConfig, AgentContext, AgentSpec, Prompt
@@ -73,17 +72,32 @@ def test_missing_provider_key_is_caught_unless_an_endpoint_supplies_one(no_keys,
     validate_agent(AgentSpec(name="claude", config=AgentConfig(max_steps=3)))
 
 
-async def test_run_refuses_before_ray_starts(no_keys, root, tmp_path):
-    import ray
+def test_run_refuses_before_ray_starts(no_keys, root, tmp_path):
+    # in a fresh interpreter: this session's other tests may have Ray up already
+    script = f"""
+import asyncio, ray
+from hud_ray.engine import run_eval_async
+from hud_ray.errors import ConfigError
 
-    assert not ray.is_initialized()
-    src = str(root / "tasksets/letters.py")
-    with pytest.raises(ConfigError, match="did you mean 'max_steps'"):
-        await run_eval_async(src, "openai_compatible", base_url="http://127.0.0.1:9",
-                             model="m", agent_config={"max_step": 3}, out=str(tmp_path / "a"))
-    with pytest.raises(ConfigError, match="ANTHROPIC_API_KEY"):
-        await run_eval_async(src, "claude", out=str(tmp_path / "b"))
-    assert not ray.is_initialized()
+async def main():
+    src = {str(root / "tasksets/letters.py")!r}
+    for agent, kw, needle in (
+            ("openai_compatible", dict(base_url="http://127.0.0.1:9", model="m",
+                                       agent_config={{"max_step": 3}}), "did you mean 'max_steps'"),
+            ("claude", {{}}, "ANTHROPIC_API_KEY")):
+        try:
+            await run_eval_async(src, agent, out={str(tmp_path)!r} + "/" + agent, **kw)
+        except ConfigError as e:
+            assert needle in str(e), e
+        else:
+            raise SystemExit("no ConfigError for " + agent)
+    assert not ray.is_initialized(), "Ray started before the settings were checked"
+
+asyncio.run(main())
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
 
 
 def test_cli_prints_one_line(no_keys, root, tmp_path):

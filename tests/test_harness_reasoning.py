@@ -17,7 +17,7 @@ from hud_ray.types import AgentConfig, AgentContext, AgentSpec, Prompt
 Q = "List the files, then answer."
 #: per harness: a reasoning-capable model name and the settings that turn reasoning on
 REASONING = {
-    "claude": ("claude-sonnet-4-5", {"thinking_budget": 2048, "max_tokens": 4096}),
+    "claude": ("claude-sonnet-4-6", {"thinking_budget": 2048, "max_tokens": 4096}),
     "openai": ("o4-mini", {"reasoning_effort": "low"}),
     "openai_compatible": ("kimi-k2-thinking", {}),
     "gemini": ("gemini-3-pro-preview", {"thinking_budget": 1024}),

@@ -61,11 +61,14 @@ class Jail:
     """One rollout's sandbox: ``start`` it, ``command`` builds argv for a process inside,
     ``stop`` kills everything in it."""
 
-    def __init__(self, workspace: Path, private: Path, host_uid: int, *, network: bool) -> None:
+    def __init__(self, workspace: Path, private: Path, host_uid: int, *, network: bool,
+                 mounts: dict[str, Path] | None = None, chdir: str = WORKDIR) -> None:
         self.workspace = workspace
         self.private = private  # per-session host dir for generated /etc files
         self.host_uid = host_uid
         self.network = network
+        self.mounts = dict(mounts or {})  # absolute path inside -> host dir, bound read-write
+        self.chdir = chdir
         self.init_pid: int | None = None
         self.enter_pid: int | None = None
         self._proc: asyncio.subprocess.Process | None = None
@@ -95,7 +98,10 @@ class Jail:
                 argv += ["--symlink", target, link]
         argv += ["--ro-bind", str(passwd), "/etc/passwd", "--ro-bind", str(group), "/etc/group",
                  "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run",
-                 "--bind", str(self.workspace), WORKDIR, "--chdir", WORKDIR, "--clearenv",
+                 "--bind", str(self.workspace), WORKDIR]
+        for inside, host in sorted(self.mounts.items()):
+            argv += ["--bind", str(host), inside]
+        argv += ["--chdir", self.chdir, "--clearenv",
                  "--info-fd", str(info_fd), "--", "/usr/bin/sleep", "infinity"]
         return argv
 

@@ -70,8 +70,9 @@ class WorkspaceSession:
     cwd: str
 
     async def exec(self, command: str, *, timeout: float = 60.0,
-                   max_output: int = 64_000) -> ExecResult:
-        return await run_in(self.jail, command, timeout=timeout, max_output=max_output)
+                   max_output: int = 64_000, stdin: bytes | None = None) -> ExecResult:
+        return await run_in(self.jail, command, timeout=timeout, max_output=max_output,
+                            stdin=stdin)
 
 
 class Workspace(SessionResource):
@@ -82,8 +83,17 @@ class Workspace(SessionResource):
     def __init__(self, root: str | os.PathLike[str] | None = None, *, name: str = "shell",
                  setup: SetupHook | None = None, seed: dict[str, str] | None = None,
                  network: bool = False, allow_unisolated: bool = False, user: str = "agent",
-                 host: str | None = None, port: int = 0) -> None:
+                 host: str | None = None, port: int = 0,
+                 mounts: dict[str, str | os.PathLike[str] | None] | None = None,
+                 workdir: str | None = None, env: dict[str, str] | None = None) -> None:
         self.name = name
+        #: Extra directories at absolute paths inside the sandbox (``{"/app": host_dir}``):
+        #: each session gets a fresh copy of ``host_dir`` (an empty directory for None).
+        self.mounts = {_mount_point(k): None if v is None else Path(v)
+                       for k, v in (mounts or {}).items()}
+        #: Where commands start (default the workspace) and extra environment variables.
+        self.workdir = workdir
+        self.env = dict(env or {})
         self.root = Path(root) if root is not None else None
         self.setup = setup
         self.seed = dict(seed or {})
@@ -163,21 +173,32 @@ class Workspace(SessionResource):
             if inspect.isawaitable(result):
                 await result
         isolated = self.isolation == "bwrap"
+        if (self.mounts or self.workdir) and not isolated:
+            raise CapabilityError("a workspace with mounts or a workdir needs the bubblewrap "
+                                  "sandbox (absolute paths cannot be provided unisolated)",
+                                  retryable=False)
+        binds: dict[str, Path] = {}
+        for i, (inside, source) in enumerate(sorted(self.mounts.items())):
+            binds[inside] = top / "mounts" / str(i)
+            if source is not None:
+                shutil.copytree(source, binds[inside], symlinks=True)
+            binds[inside].mkdir(parents=True, exist_ok=True)
         jail: Jail | Unisolated
         if isolated:
-            for p in [top, *path.rglob("*")]:
+            for p in [top, *path.rglob("*"), *(top / "mounts").rglob("*")]:
                 os.lchown(p, uid, uid)
             os.chown(path, uid, uid)
             top.chmod(0o700)
             os.chown(private, 0, 0)
             private.chmod(0o755)
-            jail = Jail(path, private, uid, network=self.network)
+            jail = Jail(path, private, uid, network=self.network, mounts=binds,
+                        chdir=self.workdir or WORKDIR)
         else:
             jail = Unisolated(path)
         await jail.start()
         key = asyncssh.generate_private_key("ssh-ed25519")
         public = key.export_public_key().decode().strip()
-        cwd = WORKDIR if isolated else str(path)
+        cwd = (self.workdir or WORKDIR) if isolated else str(path)
         self._sessions[session_id] = WorkspaceSession(session_id, path, jail, public, cwd)
         self._keys[_key_id(public)] = session_id
         host, port = self.address
@@ -216,7 +237,7 @@ class Workspace(SessionResource):
             process.exit(255)
             return
         command = process.command
-        env = clean_env(ws.cwd)
+        env = {**clean_env(ws.cwd), **self.env}
         if process.get_terminal_type():
             env["TERM"] = process.get_terminal_type()
         argv = ["/bin/bash", "-c", command] if command else ["/bin/bash", "-l"]
@@ -309,6 +330,20 @@ async def _pty_session(process: Any, argv: list[str], ws: WorkspaceSession) -> N
     pumper.cancel()
     os.close(master)
     process.exit(code)
+
+
+_RESERVED = ("/", "/usr", "/etc", "/proc", "/dev", "/tmp", "/run", "/bin", "/sbin", "/lib",
+             "/lib32", "/lib64", WORKDIR)
+
+
+def _mount_point(path: str) -> str:
+    """An absolute, normalised path that does not shadow the sandbox's own directories."""
+    norm = os.path.normpath(path)
+    if not os.path.isabs(path) or any(norm == r or norm.startswith(r.rstrip("/") + "/")
+                                      for r in _RESERVED if r != "/") or norm == "/":
+        raise CapabilityError(f"workspace mount {path!r}: must be an absolute path outside "
+                              f"{', '.join(_RESERVED)}", retryable=False)
+    return norm
 
 
 def _key_id(public_text: str) -> str:

@@ -347,3 +347,58 @@ async def test_model_harness_gets_instruction_and_ssh_tools(ray_session, tmp_pat
     assert prompts[0].startswith("Create a file named `greeting.txt` in `/app`")
     assert "done: /app" in row["answer"] and "agent" in row["answer"] \
         and "verifier" in row["answer"]
+
+
+# ---- export -----------------------------------------------------------------------------------
+
+@needs_sandbox
+async def test_export_ssh_tasks_as_harbor_folders_graded_through_hud_ray(root, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    source = Taskset.from_file(root / "tasksets/shell.py").select(["fix_script"])
+    folders = await harbor.export(source, tmp_path / "out")
+    assert [f.name for f in folders] == [t.slug for t in source]
+    back = harbor.load(tmp_path / "out")  # the folders are valid Harbor tasks
+    task = harbor.read_task(folders[0])
+    assert task.problems == [] and "broken/greet.sh" in task.instruction
+    meta = task.config.metadata
+    assert meta["hud_ray_template"] == "fix_script" and len(back) == len(source)
+    args = json.loads(meta["hud_ray_args"])
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "HUD_RAY_STATE_DIR": str(tmp_path / "state"),
+           "PATH": f"{bin_dir}:{os.environ['PATH']}", "HUD_RAY_CONTROL_URL": f"127.0.0.1:{port}",
+           "HARBOR_VERIFIER_DIR": str(tmp_path / "verifier")}
+    server = subprocess.Popen([str(bin_dir / "hud-ray"), "serve", str(root / "tasksets/shell.py"),
+                               "--port", str(port)], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert "tcp://" in server.stderr.readline()
+
+        def run_once(fix: bool) -> dict:
+            start = subprocess.run(["hud-ray", "task", "start", "fix_script", "--args",
+                                    json.dumps(args)], capture_output=True, text=True, env=env,
+                                   timeout=60)
+            assert start.returncode == 0, start.stderr
+            if fix:
+                line = next(x for x in start.stdout.splitlines() if x.startswith("# shell: ssh"))
+                ssh = line.split(": ", 1)[1].split()
+                done = subprocess.run([*ssh, "-o", "BatchMode=yes",
+                                       "sed -i 's/\\$nme/$name/' broken/greet.sh"],
+                                      capture_output=True, text=True, timeout=60)
+                assert done.returncode == 0, done.stderr
+            graded = subprocess.run(["bash", str(folders[0] / "tests" / "test.sh")],
+                                    capture_output=True, text=True, env=env, timeout=120)
+            assert graded.returncode == 0, graded.stderr
+            return json.loads((tmp_path / "verifier" / "reward.json").read_text())
+
+        assert run_once(fix=False)["reward"] == 0.0
+        assert run_once(fix=True)["reward"] == 1.0
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -8,6 +8,7 @@
 
 from hud_ray.integrations.harbor.config import TaskConfig, parse_task_toml, resolve_env
 from hud_ray.integrations.harbor.dockerfile import DockerPlan, plan_dockerfile
+from hud_ray.integrations.harbor.export import export
 from hud_ray.integrations.harbor.loader import (
     HarborTask,
     is_harbor_path,
@@ -18,6 +19,7 @@ from hud_ray.integrations.harbor.loader import (
 )
 from hud_ray.integrations.harbor.verifier import parse_rewards
 
-__all__ = ["DockerPlan", "HarborTask", "TaskConfig", "is_harbor_path", "load", "module_for",
+__all__ = ["DockerPlan", "HarborTask", "TaskConfig", "export", "is_harbor_path", "load",
+           "module_for",
            "parse_rewards", "parse_task_toml", "plan_dockerfile", "read_task", "resolve_env",
            "strip_canary"]

@@ -3,8 +3,13 @@ end-to-end runs on real Ray with real ssh sandboxes (oracle, nop, a model, cheat
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import os
+import socket
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -352,15 +357,10 @@ async def test_model_harness_gets_instruction_and_ssh_tools(ray_session, tmp_pat
 # ---- export -----------------------------------------------------------------------------------
 
 @needs_sandbox
-async def test_export_ssh_tasks_as_harbor_folders_graded_through_hud_ray(root, tmp_path):
-    import os
-    import socket
-    import subprocess
-    import sys
-
+def test_export_ssh_tasks_as_harbor_folders_graded_through_hud_ray(root, tmp_path):
     bin_dir = Path(sys.executable).parent
     source = Taskset.from_file(root / "tasksets/shell.py").select(["fix_script"])
-    folders = await harbor.export(source, tmp_path / "out")
+    folders = asyncio.run(harbor.export(source, tmp_path / "out"))
     assert [f.name for f in folders] == [t.slug for t in source]
     back = harbor.load(tmp_path / "out")  # the folders are valid Harbor tasks
     task = harbor.read_task(folders[0])
@@ -373,10 +373,12 @@ async def test_export_ssh_tasks_as_harbor_folders_graded_through_hud_ray(root, t
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "HUD_RAY_STATE_DIR": str(tmp_path / "state"),
-           "PATH": f"{bin_dir}:{os.environ['PATH']}", "HUD_RAY_CONTROL_URL": f"127.0.0.1:{port}",
+           "PATH": f"{bin_dir}:{os.environ['PATH']}",
+           "HUD_RAY_CONTROL_URL": f"127.0.0.1:{port}",
            "HARBOR_VERIFIER_DIR": str(tmp_path / "verifier")}
-    server = subprocess.Popen([str(bin_dir / "hud-ray"), "serve", str(root / "tasksets/shell.py"),
-                               "--port", str(port)], stderr=subprocess.PIPE, text=True, env=env)
+    server = subprocess.Popen([str(bin_dir / "hud-ray"), "serve",
+                               str(root / "tasksets/shell.py"), "--port", str(port)],
+                              stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert "tcp://" in server.stderr.readline()
 

@@ -302,6 +302,11 @@ CHEATS = {
                        toml='[agent]\ntimeout_sec = 1.0\n'),
     "broken-env": dict(test_sh="echo 1 > /logs/verifier/reward.txt\n", solve_sh="",
                        dockerfile="FROM x\nCOPY nothing-here.txt /app/\n"),
+    "needs-var": dict(test_sh="echo 1 > /logs/verifier/reward.txt\n", solve_sh="",
+                      toml='[environment]\nenv = { K = "${HUD_RAY_TEST_UNSET_VAR_9}" }\n'),
+    "unhealthy": dict(test_sh="echo 1 > /logs/verifier/reward.txt\n", solve_sh="",
+                      toml='[environment.healthcheck]\ncommand = "test -f /app/never"\n'
+                           'retries = 1\n'),
 }
 
 
@@ -328,6 +333,9 @@ async def test_verifier_rules_against_cheats_and_bad_reward_files(ray_session, t
     assert rows["slow-agent"]["stop_reason"] == "timeout"
     assert summary["broken-env"] == ("infra_error", None, False, "harbor_task_unprepared")
     assert "nothing-here.txt" in rows["broken-env"]["error_message"]
+    assert summary["needs-var"] == ("infra_error", None, False, "harbor_task_unprepared")
+    assert "HUD_RAY_TEST_UNSET_VAR_9" in rows["needs-var"]["error_message"]
+    assert summary["unhealthy"] == ("infra_error", None, False, "harbor_healthcheck")
 
 
 def harbor_policy(req: ProviderRequest) -> Reply:

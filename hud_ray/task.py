@@ -194,6 +194,10 @@ class Taskset:
         path = Path(path)
         if not path.exists():
             raise TasksetError(f"{path}: no such file or directory")
+        from hud_ray.integrations import harbor
+
+        if harbor.is_harbor_path(path):  # a Harbor task folder, or a folder of them
+            return harbor.load(path)
         if path.is_dir():
             return _load_dir(path)
         if path.suffix == ".py":
@@ -244,6 +248,10 @@ def import_source(path: Path) -> Any:
     from hud_ray.compat import install_hud_shim
 
     path = path.resolve()
+    if path.name == "task.toml":  # a Harbor task folder's environment
+        from hud_ray.integrations.harbor import module_for
+
+        return module_for(path)
     install_hud_shim()
     name = f"hud_ray_user_{path.stem}_{next(_module_counter)}"
     spec = importlib.util.spec_from_file_location(name, path)

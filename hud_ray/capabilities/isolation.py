@@ -99,7 +99,8 @@ class Jail:
 
     def __init__(self, workspace: Path, private: Path, host_uid: int, *, network: bool,
                  limits: Limits | None = None, name: str = "jail",
-                 grader_uid: int | None = None) -> None:
+                 grader_uid: int | None = None, mounts: dict[str, Path] | None = None,
+                 chdir: str = WORKDIR) -> None:
         self.workspace = workspace
         self.private = private  # per-session host dir for generated /etc files
         self.host_uid = host_uid
@@ -110,6 +111,8 @@ class Jail:
         self.init_pid: int | None = None  # for display only; never used to signal or enter
         self._pidfd: int | None = None
         self._fds: dict[str, int] = {}
+        self.mounts = dict(mounts or {})  # absolute path inside -> host dir, bound read-write
+        self.chdir = chdir  # where processes start unless told otherwise
         self._proc: asyncio.subprocess.Process | None = None
         self._slirp: asyncio.subprocess.Process | None = None
         self._slirp_exit: int | None = None
@@ -145,8 +148,10 @@ class Jail:
             argv += ["--ro-bind", str(resolv), "/etc/resolv.conf"]
         argv += ["--ro-bind", str(passwd), "/etc/passwd", "--ro-bind", str(group), "/etc/group",
                  "--proc", "/proc", "--dev", "/dev", "--size", tmp, "--tmpfs", "/tmp",
-                 "--size", tmp, "--tmpfs", "/run", "--bind", str(self.workspace), WORKDIR,
-                 "--chdir", WORKDIR, "--clearenv", "--seccomp", str(seccomp_fd),
+                 "--size", tmp, "--tmpfs", "/run", "--bind", str(self.workspace), WORKDIR]
+        for inside, host in sorted(self.mounts.items()):
+            argv += ["--bind", str(host), inside]
+        argv += ["--chdir", self.chdir, "--clearenv", "--seccomp", str(seccomp_fd),
                  "--info-fd", str(info_fd),
                  # The init runs from an execute-only copy of bash: exec of a file its user
                  # cannot read makes the process non-dumpable, so the agent (same uid)
@@ -292,7 +297,7 @@ class Jail:
                                   retryable=False)
 
     async def spawn(self, argv: list[str], *, env: dict[str, str] | None = None,
-                    cwd: str = WORKDIR, pass_fds: tuple[int, ...] = (),
+                    cwd: str | None = None, pass_fds: tuple[int, ...] = (),
                     stdin: int | None = None, stdout: int | None = None,
                     stderr: int | None = None, as_grader: bool = False) -> JailProcess:
         """Start ``argv`` inside the sandbox as the agent user (``as_grader``: as the
@@ -303,7 +308,7 @@ class Jail:
             raise CapabilityError("the sandbox has ended")
         ns = [self._fds[name] for name, _ in _NS]
         uid = GRADER_UID if as_grader else INSIDE_UID
-        request = {"argv": argv, "env": env or clean_env(), "cwd": cwd, "uid": uid,
+        request = {"argv": argv, "env": env or clean_env(), "cwd": cwd or self.chdir, "uid": uid,
                    "groups": [INSIDE_UID] if as_grader else [],
                    "umask": 0o022 if as_grader else 0o002,
                    "procs": self.cgroup.procs_files()}

@@ -77,11 +77,11 @@ class WorkspaceSession:
 
     async def exec(self, command: str, *, timeout: float = 60.0, max_output: int = 64_000,
                    env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = (),
-                   as_grader: bool = False) -> ExecResult:
+                   as_grader: bool = False, stdin: bytes | None = None) -> ExecResult:
         """Run ``command`` inside the sandbox, as the agent (or, ``as_grader``, as the
         grader: uid 1001 in group ``agent``, out of the agent's reach)."""
         return await run_in(self.jail, command, timeout=timeout, max_output=max_output,
-                            env=env, pass_fds=pass_fds, as_grader=as_grader)
+                            env=env, pass_fds=pass_fds, as_grader=as_grader, stdin=stdin)
 
     async def stop_agent(self, *, kill: bool = True) -> None:
         """End the agent's turn: close and refuse its ssh connections and (``kill``)
@@ -103,8 +103,17 @@ class Workspace(SessionResource):
                  setup: SetupHook | None = None, seed: dict[str, str] | None = None,
                  network: bool = False, allow_unisolated: bool = False, user: str = "agent",
                  host: str | None = None, port: int = 0,
-                 limits: Limits | dict[str, Any] | None = None) -> None:
+                 limits: Limits | dict[str, Any] | None = None,
+                 mounts: dict[str, str | os.PathLike[str] | None] | None = None,
+                 workdir: str | None = None, env: dict[str, str] | None = None) -> None:
         self.name = name
+        #: Extra directories at absolute paths inside the sandbox (``{"/app": host_dir}``):
+        #: each session gets a fresh copy of ``host_dir`` (an empty directory for None).
+        self.mounts = {_mount_point(k): None if v is None else Path(v)
+                       for k, v in (mounts or {}).items()}
+        #: Where commands start (default the workspace) and extra environment variables.
+        self.workdir = workdir
+        self.env = dict(env or {})
         self.root = Path(root) if root is not None else None
         self.setup = setup
         self.seed = dict(seed or {})
@@ -191,6 +200,10 @@ class Workspace(SessionResource):
         path.mkdir(parents=True)
         private.mkdir()
         isolated = self.isolation == "bwrap"
+        if (self.mounts or self.workdir) and not isolated:
+            raise CapabilityError("a workspace with mounts or a workdir needs the bubblewrap "
+                                  "sandbox (absolute paths cannot be provided unisolated)",
+                                  retryable=False)
         try:
             jail = await self._prepare(session_id, top, path, private, uid, grader_uid,
                                        isolated)
@@ -200,7 +213,7 @@ class Workspace(SessionResource):
             raise
         key = asyncssh.generate_private_key("ssh-ed25519")
         public = key.export_public_key().decode().strip()
-        cwd = WORKDIR if isolated else str(path)
+        cwd = (self.workdir or WORKDIR) if isolated else str(path)
         self._sessions[session_id] = WorkspaceSession(session_id, path, jail, public, cwd,
                                                       workspace=self)
         self._keys[_key_id(public)] = session_id
@@ -228,11 +241,18 @@ class Workspace(SessionResource):
             result = self.setup(path)
             if inspect.isawaitable(result):
                 await result
+        binds: dict[str, Path] = {}
+        for i, (inside, source) in enumerate(sorted(self.mounts.items())):
+            binds[inside] = top / "mounts" / str(i)
+            if source is not None:
+                shutil.copytree(source, binds[inside], symlinks=True)
+            binds[inside].mkdir(parents=True, exist_ok=True)
         jail: Jail | Unisolated
         if isolated:
-            _hand_over(top, path, private, uid)
+            _hand_over(top, path, private, uid, extra=list(binds.values()))
             jail = Jail(path, private, uid, network=self.network, limits=self.limits,
-                        name=session_id, grader_uid=grader_uid)
+                        name=session_id, grader_uid=grader_uid, mounts=binds,
+                        chdir=self.workdir or WORKDIR)
         else:
             jail = Unisolated(path)
         await jail.start()
@@ -272,7 +292,7 @@ class Workspace(SessionResource):
             process.exit(255)
             return
         command = process.command
-        env = clean_env(ws.cwd)
+        env = {**clean_env(ws.cwd), **self.env}
         if process.get_terminal_type():
             env["TERM"] = process.get_terminal_type()
         argv = ["/bin/bash", "-c", command] if command else ["/bin/bash", "-l"]
@@ -390,9 +410,12 @@ def _sweep_mounts() -> None:
                 _libc().umount2(target.encode(), _MNT_DETACH)
 
 
-def _hand_over(top: Path, path: Path, private: Path, uid: int) -> None:
-    """Give the filled workspace to the sandbox's uid; graders (group agent) may write."""
-    for p in [top, *path.rglob("*")]:
+def _hand_over(top: Path, path: Path, private: Path, uid: int,
+               extra: list[Path] | None = None) -> None:
+    """Give the filled workspace (and ``extra`` mounted directories) to the sandbox's uid;
+    graders (group agent) may write."""
+    more = [q for d in extra or () for q in (d.parent, d, *d.rglob("*"))]
+    for p in dict.fromkeys([top, *path.rglob("*"), *more]):
         os.lchown(p, uid, uid)
         if p != top and not p.is_symlink():
             p.chmod(p.stat().st_mode | (0o2020 if p.is_dir() else 0o020))
@@ -406,6 +429,20 @@ def _hand_over(top: Path, path: Path, private: Path, uid: int) -> None:
 @functools.cache
 def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
+
+
+_RESERVED = ("/", "/usr", "/etc", "/proc", "/dev", "/tmp", "/run", "/bin", "/sbin", "/lib",
+             "/lib32", "/lib64", WORKDIR)
+
+
+def _mount_point(path: str) -> str:
+    """An absolute, normalised path that does not shadow the sandbox's own directories."""
+    norm = os.path.normpath(path)
+    if not os.path.isabs(path) or any(norm == r or norm.startswith(r.rstrip("/") + "/")
+                                      for r in _RESERVED if r != "/") or norm == "/":
+        raise CapabilityError(f"workspace mount {path!r}: must be an absolute path outside "
+                              f"{', '.join(_RESERVED)}", retryable=False)
+    return norm
 
 
 def _key_id(public_text: str) -> str:

@@ -1,0 +1,1 @@
+"""Integrations with other task formats (``hud_ray.integrations.harbor``)."""

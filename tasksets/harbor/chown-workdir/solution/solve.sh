@@ -1,0 +1,6 @@
+#!/bin/bash
+cat > greet.py <<'PY'
+import os
+
+print(os.environ["GREETING"] + ", world")
+PY

@@ -147,7 +147,9 @@ class Jail:
             resolv.write_text(f"nameserver {SLIRP_DNS}\n")
             argv += ["--ro-bind", str(resolv), "/etc/resolv.conf"]
         argv += ["--ro-bind", str(passwd), "/etc/passwd", "--ro-bind", str(group), "/etc/group",
-                 "--proc", "/proc", "--dev", "/dev", "--size", tmp, "--tmpfs", "/tmp",
+                 "--proc", "/proc", "--dev", "/dev",
+                 # /tmp is shared by the agent and the grader, as on any host: sticky 1777
+                 "--perms", "1777", "--size", tmp, "--tmpfs", "/tmp",
                  "--size", tmp, "--tmpfs", "/run", "--bind", str(self.workspace), WORKDIR]
         for inside, host in sorted(self.mounts.items()):
             argv += ["--bind", str(host), inside]

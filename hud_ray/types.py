@@ -57,6 +57,9 @@ class AgentConfig(BaseModel):
 
     max_steps: int = Field(default=20, ge=1)
     timeout_seconds: float | None = Field(default=None, gt=0)
+    #: grade an agent cut off by ``timeout_seconds`` (Harbor's rule: the verifier still
+    #: runs) instead of writing a ``timeout`` row
+    grade_on_timeout: bool = False
     system_prompt: str | None = None
     max_tokens: int = Field(default=1024, ge=1)
     temperature: float | None = None

@@ -38,6 +38,8 @@ class AgentSettings(BaseModel):
 
     max_steps: int = Field(20, ge=1, description="model turns before the rollout stops")
     timeout_seconds: float | None = Field(None, gt=0, description="agent-phase deadline")
+    grade_on_timeout: bool = Field(False, description="grade an agent cut off by "
+                                   "timeout_seconds (Harbor's rule) instead of a timeout row")
     system_prompt: str | None = Field(None, description="prepended system text")
     max_tokens: int = Field(1024, ge=1, description="output-token cap per model call")
     temperature: float | None = Field(None, ge=0, le=2, description="sampling temperature")

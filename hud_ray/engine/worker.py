@@ -156,9 +156,10 @@ class RolloutWorker:
         state.result = result
         t2 = time.perf_counter()
         state.timing["agent_s"] = t2 - t1
-        if timed_out:
+        if timed_out and not config.grade_on_timeout:
             # The agent's own budget ran out: keep its transcript, but do not grade a
-            # cut-off attempt (its reward would pass a time-out off as the model's score).
+            # cut-off attempt (its reward would pass a time-out off as the model's score)
+            # unless the task says its grade still stands (Harbor tasks do).
             await self._abandon(state)
             return self._row(spec, started, status="timeout", state=state,
                              error=RolloutTimeout(f"agent phase exceeded timeout_seconds="

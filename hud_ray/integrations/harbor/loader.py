@@ -58,7 +58,8 @@ class HarborTask:
         """The task row (``agent_config.timeout_seconds`` from ``[agent] timeout_sec``)."""
         timeout = self.config.agent.timeout_sec if self.config else None
         return Task(env=self.env_name, id=self.name,
-                    agent_config={"timeout_seconds": timeout} if timeout else None,
+                    agent_config={"timeout_seconds": timeout, "grade_on_timeout": True}
+                    if timeout else None,
                     columns={"harbor_findings": self.findings,
                              "harbor_problems": self.problems} if self.findings or
                     self.problems else None)

@@ -2,14 +2,62 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
+
 import click
 
+from hud_ray.cli._options import handle_errors
+from hud_ray.errors import ConfigError
+from hud_ray.testing import echo_policy, letters_policy, tool_turns
 
-@click.command("fake-provider", context_settings={"ignore_unknown_options": True,
-                                                   "help_option_names": []})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def fake_provider_command(args: tuple[str, ...]) -> None:
-    """Serve an OpenAI/Anthropic-compatible fake provider (see --help)."""
-    from hud_ray.testing.provider import main
+POLICIES = ("letters", "echo", "tools")
 
-    main(list(args))
+
+@click.command("fake-provider")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind. Env: HUD_RAY_FAKE_PROVIDER_HOST.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port (0 picks a free one). Env: HUD_RAY_FAKE_PROVIDER_PORT.")
+@click.option("--policy", type=click.Choice(POLICIES), default="letters", show_default=True,
+              help="letters: count letters in the prompt; echo: repeat the last message; "
+                   "tools: call the first offered tool for --turns - 1 turns, then answer. "
+                   "Env: HUD_RAY_FAKE_PROVIDER_POLICY.")
+@click.option("--latency", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds added to every reply. Env: HUD_RAY_FAKE_PROVIDER_LATENCY.")
+@click.option("--turns", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Model turns for --policy tools. Env: HUD_RAY_FAKE_PROVIDER_TURNS.")
+@click.option("--token-ids/--no-token-ids", default=False,
+              help="Return vLLM-style token ids. Env: HUD_RAY_FAKE_PROVIDER_TOKEN_IDS.")
+@click.option("--api-key", default=None,
+              help="Require this key. Env: HUD_RAY_FAKE_PROVIDER_API_KEY.")
+@handle_errors
+def fake_provider_command(host: str, port: int, policy: str, latency: float, turns: int,
+                          token_ids: bool, api_key: str | None) -> None:
+    """Serve an OpenAI/Anthropic-compatible fake model provider until interrupted.
+
+    Prints `listening on http://HOST:PORT` on stdout once bound.
+    """
+    from hud_ray.testing.provider import FakeProvider
+
+    chosen = {"letters": letters_policy, "echo": echo_policy}.get(policy) or tool_turns(turns)
+
+    async def serve() -> None:
+        provider = FakeProvider(chosen, host=host, port=port, latency=latency,
+                                token_ids=token_ids, api_key=api_key)
+        try:
+            await provider.start()
+        except OSError as exc:
+            raise ConfigError(f"fake-provider: cannot listen on {host}:{port}: "
+                              f"{exc.strerror or exc}") from None
+        click.echo(f"listening on {provider.url}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await provider.stop()
+
+    asyncio.run(serve())

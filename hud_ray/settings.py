@@ -81,11 +81,14 @@ VARIABLES: tuple[Var, ...] = (
         _opts("fake-provider", "token_ids")),
     Var("HUD_RAY_FAKE_PROVIDER_API_KEY", "str", "fake-provider --api-key",
         _opts("fake-provider", "api_key"), secret=True),
+    Var("HUD_RAY_FAKE_PROVIDER_LENIENT", "bool", "fake-provider --lenient",
+        _opts("fake-provider", "lenient")),
 )
 BY_NAME: dict[str, Var] = {v.name: v for v in VARIABLES}
 #: Set by hud-ray itself inside Ray actors; not a user setting.
 INTERNAL = frozenset({"HUD_RAY_IN_ACTOR"})
 
+_KIND = {"int": "an integer", "float": "a number"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -99,7 +102,7 @@ def _convert(var: Var, raw: str) -> Any:
         if var.kind == "float":
             return float(text)
     except ValueError:
-        raise ConfigError(f"{var.name}={shown}: expected a {var.kind}") from None
+        raise ConfigError(f"{var.name}={shown}: expected {_KIND[var.kind]}") from None
     if var.kind == "bool":
         if text.lower() in _TRUE | _FALSE:
             return text.lower() in _TRUE

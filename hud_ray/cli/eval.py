@@ -13,7 +13,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from hud_ray.cli._options import config_option, handle_errors
+from hud_ray.cli._options import config_option, handle_errors, one_line
 from hud_ray.cli._render import ProgressLine, render_summary
 from hud_ray.engine import EvalConfig, run_eval_async
 from hud_ray.errors import ConfigError, RecordError
@@ -58,15 +58,27 @@ def check_out_dir(path: str) -> None:
 
 
 def check_address(address: str | None) -> None:
-    """``--address auto`` needs a running cluster; say so at once instead of a Ray trace."""
-    if address != "auto" or os.environ.get("RAY_ADDRESS"):
+    """``--address auto`` needs a running cluster: ask Ray's own lookup now, so the user
+    gets one line instead of a trace from deep inside ``ray.init``."""
+    if address != "auto":
         return
-    from ray._private.services import find_gcs_addresses
+    from ray._private.services import get_ray_address_from_environment
 
-    if not find_gcs_addresses():
-        raise ConfigError("--address auto: no running Ray cluster found on this machine "
-                          "(start one with `ray start --head`, or omit --address to run "
-                          "Ray in-process)")
+    try:
+        get_ray_address_from_environment("auto", None)
+    except ConnectionError:
+        raise ConfigError("--address auto: no running Ray cluster found (start one with "
+                          "`ray start --head`, set RAY_ADDRESS, or omit --address to run "
+                          "Ray in-process)") from None
+
+
+def check_endpoint(config: EvalConfig) -> None:
+    """With Ray in-process the harness actors see this environment: a model agent with no
+    key or URL fails now, in one line, instead of inside every actor."""
+    from hud_ray.gateway import PROVIDER_KEYS, resolve_endpoint
+
+    if config.address is None and config.agent in PROVIDER_KEYS:
+        resolve_endpoint(config.agent_spec())
 
 
 @click.command("eval")
@@ -135,8 +147,14 @@ def eval_command(source: str, agent: str | None, config_values: dict[str, Any],
     if out and not resume:
         check_out_dir(out)
     check_address(address)
+    check_endpoint(config)
     progress = None if as_json else ProgressLine()
-    result = asyncio.run(run_eval_async(config=config, on_progress=progress))
+    try:
+        result = asyncio.run(run_eval_async(config=config, on_progress=progress))
+    except ConnectionError as exc:  # ray.init could not reach --address
+        if address is None:
+            raise
+        raise ConfigError(f"--address {address}: {one_line(str(exc))}") from None
     if as_json:
         click.echo(json.dumps(result.summary, indent=2, default=str))
     else:

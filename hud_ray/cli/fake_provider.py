@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
-
 import click
 
 from hud_ray.cli._options import handle_errors
 from hud_ray.errors import ConfigError
-from hud_ray.testing import echo_policy, letters_policy, tool_turns
 
 POLICIES = ("letters", "echo", "tools")
 
@@ -31,33 +27,28 @@ POLICIES = ("letters", "echo", "tools")
               help="Return vLLM-style token ids. Env: HUD_RAY_FAKE_PROVIDER_TOKEN_IDS.")
 @click.option("--api-key", default=None,
               help="Require this key. Env: HUD_RAY_FAKE_PROVIDER_API_KEY.")
+@click.option("--lenient", is_flag=True, default=False,
+              help="Accept requests the real APIs would reject. "
+                   "Env: HUD_RAY_FAKE_PROVIDER_LENIENT.")
 @handle_errors
 def fake_provider_command(host: str, port: int, policy: str, latency: float, turns: int,
-                          token_ids: bool, api_key: str | None) -> None:
+                          token_ids: bool, api_key: str | None, lenient: bool) -> None:
     """Serve an OpenAI/Anthropic-compatible fake model provider until interrupted.
 
     Prints `listening on http://HOST:PORT` on stdout once bound.
     """
-    from hud_ray.testing.provider import FakeProvider
+    from hud_ray.testing.provider import main
 
-    chosen = {"letters": letters_policy, "echo": echo_policy}.get(policy) or tool_turns(turns)
-
-    async def serve() -> None:
-        provider = FakeProvider(chosen, host=host, port=port, latency=latency,
-                                token_ids=token_ids, api_key=api_key)
-        try:
-            await provider.start()
-        except OSError as exc:
-            raise ConfigError(f"fake-provider: cannot listen on {host}:{port}: "
-                              f"{exc.strerror or exc}") from None
-        click.echo(f"listening on {provider.url}")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            await provider.stop()
-
-    asyncio.run(serve())
+    argv = ["--host", host, "--port", str(port), "--policy", policy,
+            "--latency", str(latency), "--turns", str(turns)]
+    if token_ids:
+        argv.append("--token-ids")
+    if api_key:
+        argv += ["--api-key", api_key]
+    if lenient:
+        argv.append("--lenient")
+    try:
+        main(argv)
+    except OSError as exc:
+        raise ConfigError(f"fake-provider: cannot listen on {host}:{port}: "
+                          f"{exc.strerror or exc}") from None

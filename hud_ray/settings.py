@@ -1,4 +1,4 @@
-"""Every ``HUD_RAY_*`` environment variable hud-ray reads (and ``HUD_API_KEY``), in one table, read in one place.
+"""Every ``HUD_RAY_*`` variable hud-ray reads (and ``HUD_API_KEY``): one table, one reader.
 
 Precedence for a command-line option (first match wins): the command line, then the
 environment (:class:`Settings`), then a ``--config FILE`` YAML file, then the built-in

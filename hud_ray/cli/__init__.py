@@ -33,6 +33,9 @@ class HudRayGroup(click.Group):
             echo_err("aborted")
             sys.exit(130)
         except click.ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `hud-ray`: show the help
+                exc.show()
+                sys.exit(exc.exit_code)
             hint = " (see --help)" if isinstance(exc, click.UsageError) else ""
             echo_err(one_line(exc.format_message()) + hint)
             sys.exit(exc.exit_code)

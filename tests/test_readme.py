@@ -99,6 +99,21 @@ def _isolated(argv: list[str]) -> list[str] | None:
     return None if _ray_cluster_visible() else argv
 
 
+def _run(argv: list[str], *, cwd: Path, env: dict[str, str],
+         timeout: float) -> subprocess.CompletedProcess:
+    """Run in its own process group, so a hang kills the command and all it started."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, text=True, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        err += f"\n(killed after {timeout}s)"
+        return subprocess.CompletedProcess(argv, -9, out, err)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("readme")
@@ -146,8 +161,7 @@ def test_readme_block_runs(heading, lines, workdir, tmp_path):
                 if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
                     continue  # make targets use ROOT/.venv; this run uses another venv
                 before = set((ROOT / "runs").glob("demo-*"))
-                proc = subprocess.run(["bash", "-c", line], cwd=ROOT, env=env, text=True,
-                                      capture_output=True, timeout=300)
+                proc = _run(["bash", "-c", line], cwd=ROOT, env=env, timeout=300)
                 for new in set((ROOT / "runs").glob("demo-*")) - before:
                     shutil.rmtree(new)
                 if proc.returncode != 0:
@@ -159,7 +173,7 @@ def test_readme_block_runs(heading, lines, workdir, tmp_path):
                 log = tmp_path / f"bg{len(background)}.log"
                 background.append(subprocess.Popen(
                     ["bash", "-c", f"exec {line[:-1]}"], cwd=workdir, env=env,
-                    stdout=log.open("w"), stderr=subprocess.STDOUT))
+                    stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True))
                 deadline = time.monotonic() + 60
                 while ready not in log.read_text():
                     assert background[-1].poll() is None, f"{line!r} died: {log.read_text()}"
@@ -173,8 +187,7 @@ def test_readme_block_runs(heading, lines, workdir, tmp_path):
                 if isolated is None:
                     continue  # a Ray cluster is visible and cannot be hidden: nothing to check
                 argv = isolated
-            proc = subprocess.run(argv, cwd=workdir, env=env, text=True,
-                                  capture_output=True, timeout=240)
+            proc = _run(argv, cwd=workdir, env=env, timeout=240)
             out = proc.stdout + proc.stderr
             if "Traceback" in out:
                 failures.append(f"{line!r} printed a traceback:\n{out[-1500:]}")
@@ -186,8 +199,8 @@ def test_readme_block_runs(heading, lines, workdir, tmp_path):
             elif proc.returncode != 0:
                 failures.append(f"{line!r} exited {proc.returncode}: {proc.stderr[-800:]}")
     finally:
-        for proc in background:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        for bg in background:
+            if bg.poll() is None:
+                os.killpg(bg.pid, signal.SIGKILL)
+                bg.wait()
     assert not failures, f"README section {heading!r}:\n" + "\n".join(failures)

@@ -20,6 +20,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import json
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +114,11 @@ class Template:
             bound = self.sig.bind(*args, **kwargs)
         except TypeError as exc:
             raise TemplateError(f"template {self.id!r}: {exc}") from None
+        try:  # rows cross processes and land on disk as JSON
+            json.dumps(bound.arguments)
+        except (TypeError, ValueError) as exc:
+            raise TemplateError(f"template {self.id!r}: arguments must be JSON-serialisable "
+                                f"({exc})") from None
         task = Task(env=self.env.name, id=self.id, args=dict(bound.arguments))
         task._env = self.env
         return task

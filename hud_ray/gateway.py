@@ -79,10 +79,13 @@ def redact(text: str, keys: Iterable[str] = ()) -> str:
 
 
 def _gateway(spec: AgentSpec) -> Endpoint:
-    for var in ("HUD_RAY_GATEWAY_KEY", "HUD_API_KEY"):
-        if key := os.environ.get(var):
-            url = os.environ.get("HUD_RAY_GATEWAY_URL", DEFAULT_GATEWAY_URL)
-            return Endpoint("chat", url, Secret(key), via_gateway=True, key_source=var)
+    from hud_ray.settings import Settings
+
+    settings = Settings.from_env()
+    if found := settings.gateway_key():
+        key, var = found
+        url = settings.get("HUD_RAY_GATEWAY_URL") or DEFAULT_GATEWAY_URL
+        return Endpoint("chat", url, Secret(key), via_gateway=True, key_source=var)
     raise ConfigError("--gateway needs HUD_RAY_GATEWAY_KEY or HUD_API_KEY in the environment")
 
 

@@ -84,3 +84,254 @@ def test_validate_reports_broken_tasks(fixtures, tmp_path, root):
     assert "1 validation entries without an answer skipped" in bad.stdout
     assert not list(private_tmp.glob("hud-ray-validate-*"))  # its run records are removed
     shutil.rmtree(private_tmp, ignore_errors=True)
+
+
+# ---- -c key=value, settings, one-line errors ----------------------------------------------
+
+AGENT_SETTINGS = ["-c", "max_steps=3", "-c", "return_token_ids=true", "-c", "rpm=0.5",
+                  "-c", "system_prompt=Be brief", "-c", "stop=null"]
+PARSED = {"max_steps": 3, "return_token_ids": True, "rpm": 0.5, "system_prompt": "Be brief",
+          "stop": None}
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test's environment without HUD_RAY_* settings or provider keys."""
+    drop = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "HUD_API_KEY", "RAY_ADDRESS")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("HUD_RAY_") and k not in drop}
+    return {**env, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", **extra}
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
+            timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd, env=env or clean_env())
+
+
+def test_config_key_values_reach_the_run(fixtures, tmp_path):
+    """Every -c key=value used to crash (TypeError in the value parser)."""
+    out = tmp_path / "out"
+    proc = run_cli("eval", str(fixtures / "quickstart.py"), "nop", *AGENT_SETTINGS,
+                   "--json", "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert manifest["config"]["agent_config"] == PARSED
+
+
+def test_config_key_values_with_click_runner(fixtures, tmp_path):
+    """The same parse in-process; the run stops at the unwritable --out, before Ray."""
+    from click.testing import CliRunner
+
+    from hud_ray.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = CliRunner().invoke(main, ["eval", str(fixtures / "quickstart.py"), "nop",
+                                       *AGENT_SETTINGS, "--out", str(blocker / "run")],
+                                env={k: None for k in os.environ if k.startswith("HUD_RAY_")})
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 3, result.output
+    assert "not writable" in result.stderr
+    # and the values themselves, through the real option callback
+    ctx = main.commands["eval"].make_context(
+        "eval", [str(fixtures / "quickstart.py"), "nop", *AGENT_SETTINGS])
+    assert ctx.params["config_values"] == PARSED
+
+
+@pytest.mark.parametrize("text, value", [
+    ("3", 3), ("0.5", 0.5), ("true", True), ("False", False), ("null", None),
+    ("abc", "abc"), ("Be brief", "Be brief"), ('"3"', "3"), ("[1, 2]", [1, 2]),
+    ('{"a": 1}', {"a": 1}), ("", ""), ("yes", "yes"), ("1e3", 1000.0),
+])
+def test_parse_value(text, value):
+    from hud_ray.cli._options import parse_value
+
+    assert parse_value(text) == value and type(parse_value(text)) is type(value)
+
+
+def test_settings_precedence(fixtures, tmp_path, monkeypatch):
+    """Command line, then HUD_RAY_* variables, then --config FILE, then defaults."""
+    from hud_ray.cli import main
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("group_size: 2\nmax_retries: 5\nrollout_timeout: 9\n")
+    for key in [k for k in os.environ if k.startswith("HUD_RAY_")]:
+        monkeypatch.delenv(key)
+    src = str(fixtures / "quickstart.py")
+
+    def params(*args: str) -> dict:
+        return main.commands["eval"].make_context("eval", [src, "nop", *args]).params
+
+    assert params()["group_size"] == 1                                     # default
+    assert params("-c", str(cfg))["group_size"] == 2                       # file
+    monkeypatch.setenv("HUD_RAY_GROUP_SIZE", "3")
+    monkeypatch.setenv("HUD_RAY_JSON", "true")
+    got = params("-c", str(cfg))
+    assert (got["group_size"], got["max_retries"], got["as_json"]) == (3, 5, True)  # env
+    assert params("-c", str(cfg), "-g", "4")["group_size"] == 4            # command line
+    monkeypatch.setenv("HUD_RAY_CONFIG", str(cfg))
+    assert params()["rollout_timeout"] == 9                                # HUD_RAY_CONFIG
+
+
+def test_settings_table():
+    from hud_ray.settings import Settings
+
+    s = Settings.from_env({"HUD_RAY_GROUP_SIZE": "7", "HUD_RAY_TASK_IDS": "a,b",
+                           "HUD_RAY_GATEWAY_KEY": "k" * 12, "HUD_RAY_TYPO": "1",
+                           "HUD_RAY_FAKE_PROVIDER_PORT": "0", "HUD_RAY_STATE_DIR": "/x"})
+    assert s.defaults_for("eval") == {"group_size": 7, "task_ids": ["a,b"]}
+    assert s.defaults_for("validate") == {"task_ids": ["a,b"]}
+    assert s.default_map()["fake-provider"] == {"port": 0}
+    assert s.unknown == ("HUD_RAY_TYPO",)
+    assert s.gateway_key() == ("k" * 12, "HUD_RAY_GATEWAY_KEY")
+    assert str(s.state_dir) == "/x"
+
+
+def test_hud_ray_variables_are_read_in_one_place(root):
+    """No module reads a HUD_RAY_* variable itself; hud_ray/settings.py has the table."""
+    import re
+
+    from hud_ray.settings import BY_NAME
+
+    # owned by other work in flight; to move onto Settings (state_dir, default_map)
+    pending = {"hud_ray/cli/serve.py", "hud_ray/cli/validate.py", "hud_ray/cli/_state.py"}
+    offenders = []
+    for path in [*root.glob("hud_ray/**/*.py"), *root.glob("actors/**/*.py")]:
+        rel = path.relative_to(root).as_posix()
+        if rel == "hud_ray/settings.py" or rel in pending:
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"(environ\.get|environ\[|getenv|envvar=)[^#]*HUD_RAY_", line) \
+                    and "HUD_RAY_IN_ACTOR" not in line:
+                offenders.append(f"{rel}:{n}: {line.strip()}")
+    assert not offenders, "read these through hud_ray.settings.Settings:\n" + "\n".join(offenders)
+    documented = {v for v in re.findall(r"HUD_RAY_[A-Z_]+", (root / "README.md").read_text())
+                  if not v.endswith("_")}  # not prefixes like HUD_RAY_FAKE_PROVIDER_<OPTION>
+    assert documented <= set(BY_NAME), documented - set(BY_NAME)
+
+
+JSON_ARGS = """\
+from hud_ray import Environment
+
+env = Environment(name="objs")
+
+
+@env.template()
+async def t(x=None):
+    answer = yield "hi"
+    yield 1.0
+
+
+tasks = [t(x=object())]
+"""
+
+
+def _isolated_from_ray(argv: list[str]) -> list[str] | None:
+    """``argv`` in a new pid namespace with an empty /tmp/ray, so Ray's ``auto`` lookup
+    cannot find other clusters on this machine; None if that is impossible here."""
+    import shutil
+
+    bwrap = shutil.which("bwrap")
+    if bwrap:
+        wrap = [bwrap, "--dev-bind", "/", "/", "--unshare-pid", "--proc", "/proc",
+                "--tmpfs", "/tmp/ray"]
+        if subprocess.run([*wrap, "true"], capture_output=True).returncode == 0:
+            return [*wrap, *argv]
+    from ray._private.services import get_ray_address_from_environment
+
+    try:
+        get_ray_address_from_environment("auto", None)
+    except ConnectionError:
+        return argv
+    return None
+
+
+@pytest.mark.parametrize("args, env, code, message", [
+    (["--out", "{tmp}/a-file/run"], {}, 3, "--out {tmp}/a-file/run: not writable"),
+    (["--out", "{tmp}/a-file"], {}, 3, "exists and is not a directory"),
+    (["--out", "/proc/hud-ray-run"], {}, 3, "not writable"),
+    (["--address", "auto"], {}, 2, "--address auto: no running Ray cluster"),
+    (["--rollout-timeout", "-1"], {}, 2, "'--rollout-timeout': -1.0 is not in the range x>0"),
+    (["--rollout-timeout", "0"], {}, 2, "'--rollout-timeout': 0.0 is not in the range x>0"),
+    (["--rollout-timeout", "soon"], {}, 2, "'--rollout-timeout': 'soon' is not a valid"),
+    ([], {"HUD_RAY_ROLLOUT_TIMEOUT": "soon"}, 2, "HUD_RAY_ROLLOUT_TIMEOUT='soon': expected a number"),
+    (["-c", "{tmp}/bad.yaml"], {}, 2, "'--rollout-timeout': -5.0 is not in the range x>0"),
+    (["-c", "timeout_seconds=0"], {}, 2, "agent_config: timeout_seconds: Input should be greater"),
+    (["-c", "max_steps=many"], {}, 2, "agent_config: max_steps: Input should be a valid integer"),
+    (["--group-size", "0"], {}, 2, "'-g': 0 is not in the range x>=1"),
+    ([], {"HUD_RAY_GROUP_SIZE": "lots"}, 2, "HUD_RAY_GROUP_SIZE='lots': expected an integer"),
+    (["--no-such-flag"], {}, 2, "No such option '--no-such-flag'"),
+])
+def test_eval_mistakes_are_one_line(fixtures, tmp_path, args, env, code, message):
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "bad.yaml").write_text("rollout_timeout: -5\n")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    message = message.replace("{tmp}", str(tmp_path))
+    argv = [str(BIN), "eval", str(fixtures / "quickstart.py"), "nop", *args]
+    if "auto" in args:
+        isolated = _isolated_from_ray(argv)
+        if isolated is None:
+            pytest.skip("a Ray cluster runs on this machine and cannot be hidden from `auto`")
+        argv = isolated
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env=clean_env(**env))
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert message in lines[0]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "runs").exists()  # nothing started
+
+
+@pytest.mark.parametrize("case, code, message", [
+    ("json_args", 2, "template 't': arguments must be JSON-serialisable"),
+    ("unknown_agent", 2, "unknown agent 'gpt-banana'"),
+    ("missing_tasks", 2, "nope.py: no such file"),
+    ("no_key", 2, "agent 'claude' has no endpoint: set ANTHROPIC_API_KEY"),
+    ("gateway_no_key", 2, "--gateway needs HUD_RAY_GATEWAY_KEY or HUD_API_KEY"),
+    ("missing_agent", 2, "missing AGENT"),
+])
+def test_task_and_agent_mistakes_are_one_line(fixtures, tmp_path, case, code, message):
+    (tmp_path / "objs.py").write_text(JSON_ARGS)
+    quick = str(fixtures / "quickstart.py")
+    args = {"json_args": ["objs.py", "nop"], "unknown_agent": [quick, "gpt-banana"],
+            "missing_tasks": ["nope.py", "oracle"], "no_key": [quick, "claude"],
+            "gateway_no_key": [quick, "openai", "--gateway"], "missing_agent": [quick]}[case]
+    proc = run_cli("eval", *args, cwd=tmp_path)
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], \
+        proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_fake_provider_is_a_click_command_with_settings(tmp_path):
+    """Options and HUD_RAY_FAKE_PROVIDER_* variables; a real OpenAI client gets an answer."""
+    import openai
+
+    proc = subprocess.Popen([str(BIN), "fake-provider", "--policy", "echo"], cwd=tmp_path,
+                            env=clean_env(HUD_RAY_FAKE_PROVIDER_PORT="0",
+                                          HUD_RAY_FAKE_PROVIDER_API_KEY="sekrit-key"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("listening on http://127.0.0.1:"), proc.stderr.read()
+        url = line.split()[-1]
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="sekrit-key", max_retries=0)
+        reply = client.chat.completions.create(
+            model="fake", messages=[{"role": "user", "content": "ping"}])
+        assert "ping" in (reply.choices[0].message.content or "")
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=f"{url}/v1", api_key="wrong", max_retries=0) \
+                .chat.completions.create(model="fake", messages=[{"role": "user",
+                                                                  "content": "x"}])
+    finally:
+        proc.send_signal(2)
+        proc.wait(timeout=30)
+    bad = run_cli("fake-provider", cwd=tmp_path,
+                  env=clean_env(HUD_RAY_FAKE_PROVIDER_PORT="eighty"))
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: HUD_RAY_FAKE_PROVIDER_PORT='eighty': expected an integer"
+    helptext = run_cli("fake-provider", "--help", cwd=tmp_path)
+    assert helptext.returncode == 0 and "HUD_RAY_FAKE_PROVIDER_POLICY" in helptext.stdout

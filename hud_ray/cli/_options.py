@@ -3,32 +3,42 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import yaml
 
 from hud_ray.cli._render import echo_err
-from hud_ray.errors import HudRayError
+from hud_ray.errors import ConfigError, HudRayError, RecordError, TasksetError
+from hud_ray.settings import Settings
 
-_NUMERIC = (int, float)
+_BOOLS = {"true": True, "false": False}
 
 
 def parse_value(text: str) -> Any:
-    """``key=value`` values: YAML scalars (numbers, booleans, null), else the string."""
+    """A ``key=value`` value: a JSON scalar, list or object (``3``, ``0.5``, ``true``,
+    ``null``, ``["a"]``; ``True``/``FALSE`` too), else the text as a string."""
+    if text.strip().lower() in _BOOLS:
+        return _BOOLS[text.strip().lower()]
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
+        return json.loads(text)
+    except ValueError:
         return text
-    return value if isinstance(value, _NUMERIC | bool | list | dict) or value is None else text
 
 
-def load_config_values(ctx: click.Context, values: tuple[str, ...]) -> dict[str, Any]:
-    """Split ``--config`` values into YAML files (defaults for options) and key=value pairs
-    (agent config). Returns the agent-config pairs; YAML defaults go to ``ctx.default_map``."""
+def load_config_values(ctx: click.Context, values: tuple[str, ...],
+                       command: str = "eval") -> dict[str, Any]:
+    """Split ``--config`` values into YAML files (option defaults) and key=value pairs
+    (agent settings); return the agent settings. ``ctx.default_map`` becomes the file's
+    defaults overlaid by ``HUD_RAY_*`` variables, so the precedence is command line,
+    environment, config file, built-in default."""
+    settings = Settings.from_env()
+    if not values:
+        values = tuple(settings.get("HUD_RAY_CONFIG") or ())
     agent_config: dict[str, Any] = {}
     defaults: dict[str, Any] = {}
     for value in values:
@@ -52,11 +62,14 @@ def load_config_values(ctx: click.Context, values: tuple[str, ...]) -> dict[str,
                     defaults[key] = val
         elif "=" in value:
             key, _, raw = value.partition("=")
+            if not key.strip():
+                raise click.BadParameter(f"{value!r}: empty key", param_hint="--config")
             agent_config[key.strip()] = parse_value(raw)
         else:
             raise click.BadParameter(f"{value!r} is neither a YAML file nor key=value",
                                      param_hint="--config")
-    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    ctx.default_map = {**(ctx.default_map or {}), **defaults,
+                       **settings.defaults_for(command)}
     return agent_config
 
 
@@ -65,9 +78,37 @@ def config_option(fn: Callable[..., Any]) -> Callable[..., Any]:
         return load_config_values(ctx, value)
 
     return click.option("--config", "-c", "config_values", multiple=True, is_eager=True,
-                        callback=callback, envvar="HUD_RAY_CONFIG",
+                        callback=callback,
                         help="A YAML file of option defaults (e.g. configs/local.yaml), or an "
-                             "agent setting key=value. Repeatable.")(fn)
+                             "agent setting key=value (value parsed as JSON: 3, 0.5, true; "
+                             "else a string). Repeatable. Env: HUD_RAY_CONFIG.")(fn)
+
+
+#: Exit status by error class (the first match in the exception's MRO wins).
+EXIT_CODES: dict[type[BaseException], int] = {
+    ConfigError: 2,
+    TasksetError: 2,
+    RecordError: 3,
+    HudRayError: 1,
+}
+
+
+def exit_code(exc: BaseException) -> int:
+    for cls in type(exc).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    return 1
+
+
+def one_line(message: str) -> str:
+    """The first non-empty line of ``message`` (errors are one line on stderr)."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "unknown error"
+
+
+def fail(exc: BaseException) -> NoReturn:
+    echo_err(one_line(str(exc)) if str(exc) else type(exc).__name__)
+    sys.exit(exit_code(exc))
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -78,8 +119,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except HudRayError as exc:
-            echo_err(str(exc))
-            sys.exit(2)
+            fail(exc)
         except KeyboardInterrupt:
             echo_err("interrupted; rows written so far are kept (resume with --resume DIR)")
             sys.exit(130)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import click
 from click.core import ParameterSource
+from pydantic import ValidationError
 
-from hud_ray.cli._options import config_option, handle_errors
+from hud_ray.cli._options import config_option, handle_errors, one_line
 from hud_ray.cli._render import ProgressLine, echo_err, render_summary
 from hud_ray.engine import EvalConfig, run_eval_async
-from hud_ray.errors import ConfigError
+from hud_ray.errors import ConfigError, RecordError
 
 
 def _split_ids(values: tuple[str, ...]) -> list[str] | None:
@@ -21,40 +25,99 @@ def _split_ids(values: tuple[str, ...]) -> list[str] | None:
     return ids or None
 
 
+def validation_message(exc: ValidationError) -> str:
+    """One line for a pydantic error: ``field: message`` of the first problem."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or exc.title
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    got = "" if err["type"] == "value_error" else f" (got {err.get('input')!r})"
+    return f"{loc}: {msg}{got}{more}"
+
+
+def check_out_dir(path: str) -> None:
+    """Fail early, in one line, if ``path`` cannot become a run directory (tried for real:
+    create it and a probe file, then remove what was created)."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise RecordError(f"--out {path}: exists and is not a directory")
+    created = []
+    probe = target
+    while not probe.exists():
+        created.append(probe)
+        probe = probe.parent
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=target):
+            pass
+    except OSError as exc:
+        raise RecordError(f"--out {path}: not writable ({exc.strerror or exc})") from None
+    finally:
+        for d in created:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+
+def check_address(address: str | None) -> None:
+    """``--address auto`` needs a running cluster: ask Ray's own lookup now, so the user
+    gets one line instead of a trace from deep inside ``ray.init``."""
+    if address != "auto":
+        return
+    from ray._private.services import get_ray_address_from_environment
+
+    try:
+        get_ray_address_from_environment("auto", None)
+    except ConnectionError:
+        raise ConfigError("--address auto: no running Ray cluster found (start one with "
+                          "`ray start --head`, set RAY_ADDRESS, or omit --address to run "
+                          "Ray in-process)") from None
+
+
+def check_endpoint(config: EvalConfig) -> None:
+    """With Ray in-process the harness actors see this environment: a model agent with no
+    key or URL fails now, in one line, instead of inside every actor."""
+    from hud_ray.gateway import PROVIDER_KEYS, resolve_endpoint
+
+    if config.address is None and config.agent in PROVIDER_KEYS:
+        resolve_endpoint(config.agent_spec())
+
+
 @click.command("eval")
 @click.argument("source", type=click.Path(), required=False)
 @click.argument("agent", required=False)
 @config_option
-@click.option("--model", "-m", envvar="HUD_RAY_MODEL", help="Model id for model harnesses.")
-@click.option("--base-url", envvar="HUD_RAY_BASE_URL",
-              help="OpenAI-compatible (or provider) endpoint the harness calls.")
-@click.option("--gateway/--no-gateway", default=False, envvar="HUD_RAY_GATEWAY",
-              help="Force model calls through the gateway.")
-@click.option("--group-size", "-g", type=click.IntRange(min=1), default=1,
-              envvar="HUD_RAY_GROUP_SIZE", show_default=True,
-              help="Rollouts per task (a GRPO group).")
-@click.option("--max-concurrent", type=click.IntRange(min=1), default=64,
-              envvar="HUD_RAY_MAX_CONCURRENT", show_default=True,
-              help="Rollouts in flight at once.")
-@click.option("--task-ids", "-t", multiple=True, envvar="HUD_RAY_TASK_IDS",
-              help="Only these task slugs or template ids (comma-separated, repeatable).")
-@click.option("--env", "env_source", type=click.Path(), envvar="HUD_RAY_ENV",
-              help="The .py defining the environment, for .json/.jsonl task rows.")
-@click.option("--out", "-o", type=click.Path(), envvar="HUD_RAY_OUT",
-              help="Run directory for Arrow rows (default runs/<run_id>).")
-@click.option("--resume", type=click.Path(), envvar="HUD_RAY_RESUME",
-              help="Continue the run in this directory, skipping finished rollouts.")
-@click.option("--address", envvar="HUD_RAY_ADDRESS",
-              help="Ray cluster address (default: start Ray in-process).")
-@click.option("--max-retries", type=click.IntRange(min=0), default=2,
-              envvar="HUD_RAY_MAX_RETRIES", show_default=True,
-              help="Retries of a rollout after an infrastructure failure.")
+@click.option("--model", "-m", help="Model id for model harnesses. Env: HUD_RAY_MODEL.")
+@click.option("--base-url", help="OpenAI-compatible (or provider) endpoint the harness calls. "
+                                 "Env: HUD_RAY_BASE_URL.")
+@click.option("--gateway/--no-gateway", default=False,
+              help="Force model calls through the gateway. Env: HUD_RAY_GATEWAY.")
+@click.option("--group-size", "-g", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Rollouts per task (a GRPO group). Env: HUD_RAY_GROUP_SIZE.")
+@click.option("--max-concurrent", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Rollouts in flight at once. Env: HUD_RAY_MAX_CONCURRENT.")
+@click.option("--task-ids", "-t", multiple=True,
+              help="Only these task slugs or template ids (comma-separated, repeatable). "
+                   "Env: HUD_RAY_TASK_IDS.")
+@click.option("--env", "env_source", type=click.Path(),
+              help="The .py defining the environment, for .json/.jsonl task rows. "
+                   "Env: HUD_RAY_ENV.")
+@click.option("--out", "-o", type=click.Path(),
+              help="Run directory for Arrow rows (default runs/<run_id>). Env: HUD_RAY_OUT.")
+@click.option("--resume", type=click.Path(),
+              help="Continue the run in this directory, skipping finished rollouts. "
+                   "Env: HUD_RAY_RESUME.")
+@click.option("--address",
+              help="Ray cluster address, or auto (default: start Ray in-process). "
+                   "Env: HUD_RAY_ADDRESS.")
+@click.option("--max-retries", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Retries of a rollout after an infrastructure failure. "
+                   "Env: HUD_RAY_MAX_RETRIES.")
 @click.option("--rollout-timeout", type=click.FloatRange(min=0, min_open=True),
-              envvar="HUD_RAY_ROLLOUT_TIMEOUT", help="Seconds per rollout, start to grade.")
-@click.option("--workers", type=click.IntRange(min=1), envvar="HUD_RAY_WORKERS",
-              help="Harness actors (default: min(4, CPUs)).")
-@click.option("--json", "as_json", is_flag=True, envvar="HUD_RAY_JSON",
-              help="Print the summary as JSON on stdout; no progress bar.")
+              help="Seconds per rollout, start to grade. Env: HUD_RAY_ROLLOUT_TIMEOUT.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Harness actors (default: min(4, CPUs)). Env: HUD_RAY_WORKERS.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the summary as JSON on stdout; no progress bar. Env: HUD_RAY_JSON.")
 @handle_errors
 def eval_command(source: str | None, agent: str | None, config_values: dict[str, Any],
                  model: str | None, base_url: str | None, gateway: bool, group_size: int,
@@ -69,6 +132,7 @@ def eval_command(source: str | None, agent: str | None, config_values: dict[str,
     agent = agent or defaults.get("agent")
     progress = None if as_json else ProgressLine()
     if resume:
+        check_address(address)
         result = asyncio.run(run_eval_async(resume=resume, on_progress=progress,
                                             **_given(ctx, source, agent)))
         _finish(result, as_json)
@@ -90,9 +154,18 @@ def eval_command(source: str | None, agent: str | None, config_values: dict[str,
             task_ids=_split_ids(tuple(task_ids)), env_source=env_source, out=out,
             resume=resume, address=address, max_retries=max_retries,
             rollout_timeout=rollout_timeout, workers=workers, **extra)
-    except ValueError as exc:
-        raise ConfigError(str(exc).splitlines()[0] + ": " + str(exc).splitlines()[-1]) from None
-    result = asyncio.run(run_eval_async(config=config, on_progress=progress))
+    except ValidationError as exc:
+        raise ConfigError(validation_message(exc)) from None
+    if out and not resume:
+        check_out_dir(out)
+    check_address(address)
+    check_endpoint(config)
+    try:
+        result = asyncio.run(run_eval_async(config=config, on_progress=progress))
+    except ConnectionError as exc:  # ray.init could not reach --address
+        if address is None:
+            raise
+        raise ConfigError(f"--address {address}: {one_line(str(exc))}") from None
     _finish(result, as_json)
 
 
@@ -107,7 +180,7 @@ def _finish(result: Any, as_json: bool) -> None:
 
 
 def _given(ctx: click.Context, source: str | None, agent: str | None) -> dict[str, Any]:
-    """The options the user actually gave (not defaults), as run_eval keywords."""
+    """The options the user actually gave (not built-in defaults), as run_eval keywords."""
     given: dict[str, Any] = {"source": source, "agent": agent}
     for name, value in ctx.params.items():
         if name in ("source", "agent", "as_json", "resume"):
@@ -126,6 +199,6 @@ def _given(ctx: click.Context, source: str | None, agent: str | None) -> dict[st
 
 _OPTION_KEYS = ("agent", "model", "base_url", "gateway", "group_size", "max_concurrent",
                 "task_ids", "env_source", "out", "resume", "address", "max_retries",
-                "rollout_timeout", "workers", "as_json")
+                "rollout_timeout", "workers", "as_json", "config_values")
 _EXTRA_KEYS = {"colocate", "batch_size", "sessions_per_sandbox", "sandbox_resources",
                "harness_resources", "pass_threshold"}

@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hud_ray.types import AgentConfig, AgentSpec
 
@@ -38,6 +38,18 @@ class EvalConfig(BaseModel):
     sandbox_resources: dict[str, float] = Field(default_factory=dict)
     harness_resources: dict[str, float] = Field(default_factory=dict)
     pass_threshold: float = 1.0
+
+    @field_validator("agent_config")
+    @classmethod
+    def _agent_config_valid(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Bad agent settings (``-c max_steps=0``) fail here, before anything starts."""
+        try:
+            AgentConfig.model_validate(value)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise ValueError(f"{where}: {err['msg']} (got {err.get('input')!r})") from None
+        return value
 
     def agent_spec(self) -> AgentSpec:
         return AgentSpec(name=self.agent, model=self.model, base_url=self.base_url,

@@ -23,13 +23,14 @@ import stat
 from pathlib import Path
 
 from hud_ray.errors import ConfigError
+from hud_ray.settings import Settings
 
 _SESSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 
 
 def state_dir() -> Path:
-    return Path(os.environ.get("HUD_RAY_STATE_DIR") or Path.home() / ".hud-ray")
+    return Settings.from_env().state_dir
 
 
 def private_dir(path: Path) -> Path:

@@ -45,17 +45,17 @@ def _pick_env(source: str, name: str | None) -> Sandbox:
 
 @click.command("serve")
 @click.argument("source", type=click.Path())
-@click.option("--env", "env_name", envvar="HUD_RAY_SERVE_ENV", help="Which environment.")
-@click.option("--host", default="127.0.0.1", envvar="HUD_RAY_SERVE_HOST", show_default=True,
+@click.option("--env", "env_name", help="Which environment.")
+@click.option("--host", default="127.0.0.1", show_default=True,
               help="Bind address; anything but loopback needs --insecure.")
-@click.option("--port", default=8765, type=int, envvar="HUD_RAY_SERVE_PORT", show_default=True)
-@click.option("--insecure", is_flag=True, envvar="HUD_RAY_SERVE_INSECURE",
+@click.option("--port", default=8765, type=int, show_default=True)
+@click.option("--insecure", is_flag=True,
               help="Allow a non-loopback bind: the channel (and its token) is plaintext.")
 @click.option("--max-parked", default=DEFAULT_MAX_PARKED, type=click.IntRange(min=1),
-              envvar="HUD_RAY_SERVE_MAX_PARKED", show_default=True,
+              show_default=True,
               help="Most tasks started and not yet graded or cancelled.")
 @click.option("--idle-ttl", default=DEFAULT_IDLE_TTL, type=click.FloatRange(min=0, min_open=True),
-              envvar="HUD_RAY_SERVE_IDLE_TTL", show_default=True,
+              show_default=True,
               help="Seconds a parked task may sit idle before it is cancelled.")
 @handle_errors
 def serve_command(source: str, env_name: str | None, host: str, port: int, insecure: bool,
@@ -206,9 +206,9 @@ def task_group() -> None:
     """Drive one task by hand against `hud-ray serve`."""
 
 
-_url = click.option("--url", default=DEFAULT_ADDRESS, envvar="HUD_RAY_CONTROL_URL",
+_url = click.option("--url", default=DEFAULT_ADDRESS,
                     show_default=True, help="Control channel address.")
-_token = click.option("--token", default=None, envvar="HUD_RAY_CONTROL_TOKEN",
+_token = click.option("--token", default=None,
                       help="Control token (default: read from the state dir of the user "
                            "running `hud-ray serve`).")
 

@@ -116,16 +116,16 @@ async def _check_validation_rows(taskset: Taskset, envs: dict[str, Any],
 
 @click.command("validate")
 @click.argument("source", type=click.Path())
-@click.option("--env", "env_source", type=click.Path(), envvar="HUD_RAY_ENV",
+@click.option("--env", "env_source", type=click.Path(),
               help="The .py defining the environment, for .json/.jsonl task rows.")
-@click.option("--task-ids", "-t", multiple=True, envvar="HUD_RAY_TASK_IDS")
-@click.option("--address", envvar="HUD_RAY_ADDRESS")
-@click.option("--rollout-timeout", type=float, envvar="HUD_RAY_ROLLOUT_TIMEOUT", default=300.0,
+@click.option("--task-ids", "-t", multiple=True)
+@click.option("--address")
+@click.option("--rollout-timeout", type=float, default=300.0,
               show_default=True)
 @click.option("--out", "workdir", type=click.Path(),
               help="Keep the validation runs' records here (default: a temporary "
                    "directory, removed afterwards).")
-@click.option("--json", "as_json", is_flag=True, envvar="HUD_RAY_JSON")
+@click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def validate_command(source: str, env_source: str | None, task_ids: tuple[str, ...],
                      address: str | None, rollout_timeout: float, workdir: str | None,

@@ -49,7 +49,9 @@ _FINDER = _HudShimFinder()
 
 
 def shim_enabled() -> bool:
-    return os.environ.get("HUD_RAY_HUD_SHIM", "1").strip().lower() not in ("0", "false", "no")
+    from hud_ray.settings import Settings
+
+    return bool(Settings.from_env().get("HUD_RAY_HUD_SHIM", True))
 
 
 def install_hud_shim() -> bool:

@@ -92,15 +92,16 @@ class LLMJudgeGrader(Grader):
 
 
 def _endpoint(base_url: str | None, api_key_env: str | None) -> tuple[str, str]:
-    url = base_url or os.environ.get("HUD_RAY_JUDGE_BASE_URL")
-    if url:
-        key = os.environ.get(api_key_env or "HUD_RAY_JUDGE_API_KEY") or "EMPTY"
-        return url, key
     from hud_ray.gateway import DEFAULT_GATEWAY_URL
+    from hud_ray.settings import Settings
 
-    for var in ("HUD_RAY_GATEWAY_KEY", "HUD_API_KEY"):
-        if gateway_key := os.environ.get(var):
-            return os.environ.get("HUD_RAY_GATEWAY_URL", DEFAULT_GATEWAY_URL), gateway_key
+    settings = Settings.from_env()
+    url = base_url or settings.get("HUD_RAY_JUDGE_BASE_URL")
+    if url:
+        named = os.environ.get(api_key_env) if api_key_env else None
+        return url, named or settings.get("HUD_RAY_JUDGE_API_KEY") or "EMPTY"
+    if gateway := settings.gateway_key():
+        return settings.get("HUD_RAY_GATEWAY_URL") or DEFAULT_GATEWAY_URL, gateway[0]
     raise ConfigError("LLMJudgeGrader has no endpoint: pass base_url=, set "
                       "HUD_RAY_JUDGE_BASE_URL, or HUD_RAY_GATEWAY_KEY / HUD_API_KEY")
 

@@ -11,13 +11,19 @@ def _flag(name: str, default: bool) -> bool:
     return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _hud_ray_gateway_url() -> str:
+    from hud_ray.settings import Settings
+
+    return Settings.from_env().get("HUD_RAY_GATEWAY_URL") or "https://inference.hud.ai"
+
+
 @dataclass
 class Settings:
     """A read-only view of the HUD settings hud-ray honours (others keep HUD's defaults)."""
 
     api_key: str | None = field(default_factory=lambda: os.environ.get("HUD_API_KEY"))
     hud_gateway_url: str = field(default_factory=lambda: os.environ.get(
-        "HUD_GATEWAY_URL", os.environ.get("HUD_RAY_GATEWAY_URL", "https://inference.hud.ai")))
+        "HUD_GATEWAY_URL", _hud_ray_gateway_url()))
     anthropic_api_key: str | None = field(
         default_factory=lambda: os.environ.get("ANTHROPIC_API_KEY"))
     openai_api_key: str | None = field(default_factory=lambda: os.environ.get("OPENAI_API_KEY"))

@@ -2,7 +2,8 @@
 
 Runs inside the venv that has ``hud`` installed (``make hud-venv``); imports nothing
 from hud-ray. The agent answers what the prompt's ``[[answer: ...]]`` marker says (an
-empty answer when there is none), exactly as the hud-ray side's provider policy does.
+empty answer when there is none), after running a ``[[run: ...]]`` marker's command in
+the ``shell`` workspace, exactly as the hud-ray side's provider policy does.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 MARKER = re.compile(r"\[\[answer: (.*)\]\]", re.S)
+RUN = re.compile(r"\[\[run: (.*?)\]\]", re.S)
 
 
 def marker_agent():
@@ -22,6 +24,9 @@ def marker_agent():
 
     class MarkerAgent(Agent):
         async def __call__(self, run) -> None:
+            if command := RUN.search(run.prompt_text or ""):
+                shell = await run.client.open("shell")
+                await shell.run(command.group(1))
             found = MARKER.search(run.prompt_text or "")
             run.trace.content = found.group(1) if found else ""
 

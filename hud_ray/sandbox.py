@@ -37,6 +37,7 @@ class _Live:
     task: Task
     prompt: Prompt | None = None
     opened: list[str] = field(default_factory=list)
+    turn: asyncio.Lock | None = None  # held for the session's life: one at a time
 
 
 class SolutionContext:
@@ -62,7 +63,7 @@ class SolutionContext:
         return client
 
     async def aclose(self) -> None:
-        for client in self._clients:
+        for client in reversed(self._clients):  # LIFO: MCP transports nest task groups
             try:
                 await client.close()
             except Exception:
@@ -107,6 +108,7 @@ class Sandbox:
         self._started = False
         self._start_lock = asyncio.Lock()
         self._views = RootViews()  # template code sees its session's copy at a workspace root
+        self._turns: dict[str, asyncio.Lock] = {}  # env name -> its one-at-a-time turn
 
     @classmethod
     def from_sources(cls, sources: dict[str, str]) -> Sandbox:
@@ -155,7 +157,12 @@ class Sandbox:
         bound = template.bind_all(template.coerce_args(task.args))
         sid = f"{self._prefix}-{next(self._ids)}"
         session = Session(id=sid, task=task, capabilities=list(env.capabilities), env=env)
-        live = _Live(session=session, template=template, gen=None, task=task)  # type: ignore[arg-type]
+        turn = self._turns.setdefault(env.name, asyncio.Lock()) \
+            if env.one_session_at_a_time else None
+        if turn is not None:
+            await turn.acquire()
+        live = _Live(session=session, template=template, gen=None, task=task,  # type: ignore[arg-type]
+                     turn=turn)
         self._sessions[sid] = live
         try:
             async with self._views.guard(env.resources):
@@ -324,12 +331,16 @@ class Sandbox:
             except Exception:
                 log.debug("closing template generator failed", exc_info=True)
         env = self.environments[live.task.env]
-        for name in reversed(live.opened):
-            try:
-                await env.resources[name].close(session_id)
-            except Exception:
-                log.warning("closing resource %s for %s failed", name, session_id,
-                            exc_info=True)
+        try:
+            for name in reversed(live.opened):
+                try:
+                    await env.resources[name].close(session_id)
+                except Exception:
+                    log.warning("closing resource %s for %s failed", name, session_id,
+                                exc_info=True)
+        finally:
+            if live.turn is not None:
+                live.turn.release()
 
     # ---- normalisation -----------------------------------------------------------------
     @staticmethod

@@ -221,10 +221,12 @@ class Environment:
 
     @property
     def one_session_at_a_time(self) -> bool:
-        """Whether a sandbox must run this env's rollouts one after another: a resource
-        shares state between sessions, or a started hook published a daemon of its own
-        (an MCP game server, say), whose state all rollouts in the process would share."""
-        return not self.isolates_sessions or bool(self.served_capabilities)
+        """Whether a sandbox must run this env's rollouts one after another, whatever
+        its session capacity: a resource says so (``env.mcp``), or a started hook
+        published a daemon of its own (an MCP game server, say), whose state all
+        rollouts in the process would share."""
+        return bool(self.served_capabilities) or any(
+            getattr(r, "exclusive", False) for r in self.resources.values())
 
     def template(self, *, id: str | None = None, description: str = "", input: Any = None,
                  returns: Any = None) -> Callable[[TemplateFn], Template]:

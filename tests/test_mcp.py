@@ -158,3 +158,15 @@ def test_env_mcp_needs_a_server_object():
 
     with pytest.raises(CapabilityError, match="needs an MCP server object"):
         Environment(name="bad-mcp").mcp(object())
+
+
+async def test_env_mcp_rollouts_take_turns_in_one_sandbox(sandbox):
+    env = sandbox.environments["mcp-game"]
+    assert env.stateful and not env.isolates_sessions and env.one_session_at_a_time
+    first = await sandbox.start(env.templates["play"]())
+    second = asyncio.create_task(sandbox.start(env.templates["play"]()))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not second.done()
+    await sandbox.cancel(first.session_id)
+    await sandbox.cancel((await asyncio.wait_for(second, 5)).session_id)

@@ -32,6 +32,7 @@ class MCPServer(SessionResource):
     """Serves an MCP server object to the rollouts of one sandbox, one at a time."""
 
     concurrent_sessions = False  # tool state is the server's: one rollout at a time
+    exclusive = True  # ... even in a sandbox that could host several
 
     def __init__(self, server: Any, *, name: str = "tools", host: str | None = None,
                  port: int = 0, path: str = "/mcp") -> None:

@@ -203,6 +203,9 @@ class Environment:
         self.resources: dict[str, SessionResource] = {}
         self._on_start: list[Callable[[], Awaitable[None]]] = []
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
+        self._starting = False
+        #: Capabilities ``@env.initialize`` hooks published: daemons this process runs.
+        self.served_capabilities: set[str] = set()
         for cap in capabilities or []:
             self.add_capability(cap)
         _REGISTRY[name] = self
@@ -221,6 +224,15 @@ class Environment:
     def isolates_sessions(self) -> bool:
         """Whether every resource keeps concurrent sessions apart (many per sandbox)."""
         return all(r.concurrent_sessions for r in self.resources.values())
+
+    @property
+    def one_session_at_a_time(self) -> bool:
+        """Whether a sandbox must run this env's rollouts one after another, whatever
+        its session capacity: a resource says so (``env.mcp``), or a started hook
+        published a daemon of its own (an MCP game server, say), whose state all
+        rollouts in the process would share."""
+        return bool(self.served_capabilities) or any(
+            getattr(r, "exclusive", False) for r in self.resources.values())
 
     def template(self, *, id: str | None = None, description: str = "", input: Any = None,
                  returns: Any = None) -> Callable[[TemplateFn], Template]:
@@ -255,6 +267,8 @@ class Environment:
         """Publish concrete wire data, replacing a same-named entry."""
         if not isinstance(cap, Capability):
             raise TypeError(f"expected a Capability, got {type(cap).__name__}")
+        if self._starting:
+            self.served_capabilities.add(cap.name)
         self.capabilities = [c for c in self.capabilities if c.name != cap.name] + [cap]
 
     def capability(self, name: str) -> Capability:
@@ -290,9 +304,27 @@ class Environment:
             self._on_start.append(_create_root)
         return ws
 
+    def mcp(self, server: Any, *, name: str = "tools", **kwargs: Any) -> Any:
+        """Serve ``server`` (an MCP ``FastMCP``) to every rollout as an ``mcp`` capability.
+
+        The harnesses list its tools and offer them to the model; calls go to the server
+        in the sandbox, where template code can read the state they changed. Runs in a
+        sandbox actor, one rollout at a time (the server's state is shared). Needs
+        ``hud-ray[mcp]``.
+        """
+        from hud_ray.capabilities.mcp_server import MCPServer
+
+        res = MCPServer(server, name=name, **kwargs)
+        self.add_resource(res)
+        return res
+
     async def start(self) -> None:
-        for hook in self._on_start:
-            await hook()
+        self._starting = True
+        try:
+            for hook in self._on_start:
+                await hook()
+        finally:
+            self._starting = False
         for res in self.resources.values():
             await res.start()
 

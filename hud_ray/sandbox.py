@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hud_ray.capabilities.base import Capability
+from hud_ray.capabilities.rootview import RootViews
 from hud_ray.env import Environment, Session, Template, _current_session
 from hud_ray.errors import CapabilityError, EnvError, GradeError, HudRayError, TemplateError
 from hud_ray.task import Task, import_source
@@ -36,6 +37,7 @@ class _Live:
     task: Task
     prompt: Prompt | None = None
     opened: list[str] = field(default_factory=list)
+    turn: asyncio.Lock | None = None  # held for the session's life: one at a time
 
 
 class SolutionContext:
@@ -61,7 +63,7 @@ class SolutionContext:
         return client
 
     async def aclose(self) -> None:
-        for client in self._clients:
+        for client in reversed(self._clients):  # LIFO: MCP transports nest task groups
             try:
                 await client.close()
             except Exception:
@@ -105,6 +107,8 @@ class Sandbox:
         self._prefix = f"{os.getpid():x}"
         self._started = False
         self._start_lock = asyncio.Lock()
+        self._views = RootViews()  # template code sees its session's copy at a workspace root
+        self._turns: dict[str, asyncio.Lock] = {}  # env name -> its one-at-a-time turn
 
     @classmethod
     def from_sources(cls, sources: dict[str, str]) -> Sandbox:
@@ -153,42 +157,56 @@ class Sandbox:
         bound = template.bind_all(template.coerce_args(task.args))
         sid = f"{self._prefix}-{next(self._ids)}"
         session = Session(id=sid, task=task, capabilities=list(env.capabilities), env=env)
-        live = _Live(session=session, template=template, gen=None, task=task)  # type: ignore[arg-type]
+        turn = self._turns.setdefault(env.name, asyncio.Lock()) \
+            if env.one_session_at_a_time else None
+        if turn is not None:
+            await turn.acquire()
+        live = _Live(session=session, template=template, gen=None, task=task,  # type: ignore[arg-type]
+                     turn=turn)
         self._sessions[sid] = live
         try:
-            for name, res in env.resources.items():
-                try:
-                    caps = await res.open(sid)
-                except HudRayError:
-                    raise
-                except Exception as exc:
-                    raise CapabilityError(f"resource {name!r} failed to open: "
-                                          f"{type(exc).__name__}: {exc}") from exc
-                live.opened.append(name)
-                session.capabilities.extend(caps)
-                session.resources[name] = res.session_context(sid)
-            token = _current_session.set(session)
-            try:
-                live.gen = template.func(*bound.args, **bound.kwargs)
-                try:
-                    first = await live.gen.__anext__()
-                except StopAsyncIteration:
-                    raise TemplateError(f"template {task.id!r} finished without yielding a "
-                                        "prompt", code="no_prompt") from None
-                except HudRayError:
-                    raise
-                except Exception as exc:
-                    raise EnvError(f"template {task.id!r} raised at start: "
-                                   f"{type(exc).__name__}: {exc}", code="template_start_error",
-                                   retryable=False) from exc
-            finally:
-                _current_session.reset(token)
+            async with self._views.guard(env.resources):
+                first = await self._open_and_prompt(live, env, bound)
             prompt = self._normalise_prompt(sid, first, session, template)
             live.prompt = prompt
             return prompt
         except BaseException:
             await self._discard(sid)
             raise
+
+    async def _open_and_prompt(self, live: _Live, env: Environment,
+                               bound: inspect.BoundArguments) -> Any:
+        """Open the session's resources and run its template to the first yield."""
+        sid, session, template, task = live.session.id, live.session, live.template, live.task
+        for name, res in env.resources.items():
+            try:
+                caps = await res.open(sid)
+            except HudRayError:
+                raise
+            except Exception as exc:
+                raise CapabilityError(f"resource {name!r} failed to open: "
+                                      f"{type(exc).__name__}: {exc}") from exc
+            live.opened.append(name)
+            session.capabilities.extend(caps)
+            session.resources[name] = res.session_context(sid)
+        token = _current_session.set(session)
+        try:
+            live.gen = template.func(*bound.args, **bound.kwargs)
+            try:
+                with self._views.show(env.resources, sid):
+                    first = await live.gen.__anext__()
+            except StopAsyncIteration:
+                raise TemplateError(f"template {task.id!r} finished without yielding a "
+                                    "prompt", code="no_prompt") from None
+            except HudRayError:
+                raise
+            except Exception as exc:
+                raise EnvError(f"template {task.id!r} raised at start: "
+                               f"{type(exc).__name__}: {exc}", code="template_start_error",
+                               retryable=False) from exc
+        finally:
+            _current_session.reset(token)
+        return first
 
     async def grade(self, session_id: str, answer: str | None) -> Grade:
         """Send the answer into the template and normalise its grade; ends the session.
@@ -203,24 +221,30 @@ class Sandbox:
         if live is None:
             raise GradeError(f"unknown or finished session {session_id!r}", code="no_session",
                              retryable=True)
+        resources = self.environments[live.task.env].resources
         token = _current_session.set(live.session)
         try:
-            verifier = _verifier_task(live.task)
-            try:
-                raw = await self._send(live.gen, live.template,
-                                       live.template.build_answer(answer), live.task.id)
-                grade = normalise_grade(raw)
-            except HudRayError as exc:
-                if verifier is None:
-                    raise
-                # the verifier is authoritative: a failed actor grade only informs it
-                raw = {"score": 0.0, "answer": answer, "content": str(exc), "isError": True}
-            if verifier is None:
-                return grade
-            return await self._verify(live, verifier, grade_frame(raw))
+            async with self._views.guard(resources):
+                with self._views.show(resources, session_id):
+                    return await self._grade(live, answer)
         finally:
             _current_session.reset(token)
             await self._discard(session_id)
+
+    async def _grade(self, live: _Live, answer: str | None) -> Grade:
+        verifier = _verifier_task(live.task)
+        try:
+            raw = await self._send(live.gen, live.template,
+                                   live.template.build_answer(answer), live.task.id)
+            grade = normalise_grade(raw)
+        except HudRayError as exc:
+            if verifier is None:
+                raise
+            # the verifier is authoritative: a failed actor grade only informs it
+            raw = {"score": 0.0, "answer": answer, "content": str(exc), "isError": True}
+        if verifier is None:
+            return grade
+        return await self._verify(live, verifier, grade_frame(raw))
 
     @staticmethod
     async def _send(gen: AsyncGenerator[Any, Any], template: Template, value: Any,
@@ -284,9 +308,12 @@ class Sandbox:
             kwargs["ctx"] = ctx
         accepted = {k: v for k, v in kwargs.items()
                     if k in params or any(p.kind is p.VAR_KEYWORD for p in params.values())}
+        resources = self.environments[live.task.env].resources
         token = _current_session.set(live.session)
         try:
-            return await fn(**accepted)
+            async with self._views.guard(resources):
+                with self._views.show(resources, session_id):
+                    return await fn(**accepted)
         finally:
             _current_session.reset(token)
             await ctx.aclose()
@@ -304,12 +331,16 @@ class Sandbox:
             except Exception:
                 log.debug("closing template generator failed", exc_info=True)
         env = self.environments[live.task.env]
-        for name in reversed(live.opened):
-            try:
-                await env.resources[name].close(session_id)
-            except Exception:
-                log.warning("closing resource %s for %s failed", name, session_id,
-                            exc_info=True)
+        try:
+            for name in reversed(live.opened):
+                try:
+                    await env.resources[name].close(session_id)
+                except Exception:
+                    log.warning("closing resource %s for %s failed", name, session_id,
+                                exc_info=True)
+        finally:
+            if live.turn is not None:
+                live.turn.release()
 
     # ---- normalisation -----------------------------------------------------------------
     @staticmethod

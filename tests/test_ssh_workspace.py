@@ -162,3 +162,50 @@ async def test_large_commands_and_too_large_ones(ws):
     r = await session.exec(f"echo {'z' * 1_000_000} | wc -c")  # over the kernel's 128 KiB
     assert r.exit_code == 127 and "Argument list too long" in r.stderr
     assert (await session.exec("echo ok")).stdout == "ok\n"
+
+
+@pytest.mark.parametrize("isolated", [True, False], ids=["bind-mount", "unisolated-swap"])
+async def test_template_code_sees_its_own_rollouts_copy_at_root(tmp_path, monkeypatch, isolated):
+    """As on HUD, template code reading/writing under ``root`` sees the agent's files: each
+    concurrent rollout its own copy; the pristine root stays as it was for new rollouts."""
+    if not isolated:
+        monkeypatch.setattr("hud_ray.capabilities.ssh.bwrap_available", lambda: False)
+    root = tmp_path / "root"
+    env = Environment(name="ws-root-view")
+    env.workspace(root, allow_unisolated=not isolated)
+    seen: dict[str, tuple[str, ...]] = {}
+
+    @env.initialize
+    async def seed():
+        (root / "f.txt").write_text("pristine")
+
+    @env.template()
+    async def t(tag: str = ""):
+        (root / "tag.txt").write_text(tag)  # before the agent acts: lands in its copy
+        yield "go"
+        in_thread = await asyncio.to_thread((root / "f.txt").read_text)
+        await asyncio.sleep(0.05)  # the other rollout's grading may interleave here
+        seen[tag] = ((root / "f.txt").read_text(), (root / "tag.txt").read_text(), in_thread)
+        (root / "graded.txt").write_text(tag)
+        yield 1.0
+
+    sb = Sandbox({env.name: env})
+    try:
+        pa, pb = await sb.start(t(tag="a")), await sb.start(t(tag="b"))
+        for prompt, tag in ((pa, "a"), (pb, "b")):
+            shell = sb._sessions[prompt.session_id].session.resource("shell")
+            r = await shell.exec(f"printf agent-{tag} > f.txt; cat tag.txt; ls -ln tag.txt")
+            assert r.stdout.startswith(tag)
+            assert not isolated or " 1000 1000 " in r.stdout  # the agent owns the file
+        await asyncio.gather(sb.grade(pb.session_id, ""), sb.grade(pa.session_id, ""))
+        assert seen == {"a": ("agent-a", "a", "agent-a"), "b": ("agent-b", "b", "agent-b")}
+        assert sorted(p.name for p in root.iterdir()) == ["f.txt"]
+        assert (root / "f.txt").read_text() == "pristine"
+        pc = await sb.start(t(tag="c"))  # a later rollout starts from the pristine root
+        shell = sb._sessions[pc.session_id].session.resource("shell")
+        assert (await shell.exec("cat f.txt; ls")).stdout == "pristinef.txt\ntag.txt\n"
+        await sb.cancel(pc.session_id)
+    finally:
+        await sb.close()
+    assert [line for line in Path("/proc/thread-self/mountinfo").read_text().splitlines()
+            if str(root) in line] == []

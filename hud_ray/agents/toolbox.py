@@ -1,5 +1,6 @@
 """Which tools a harness offers for a rollout: built from the capabilities in the
-sandbox's manifest (``ssh`` -> bash + file editing), plus opt-in built-ins."""
+sandbox's manifest (``ssh`` -> bash + file editing, ``mcp`` -> the server's own tools),
+plus opt-in built-ins."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from hud_ray.agents.tools import THINK, Tool
 from hud_ray.capabilities.base import Capability
+from hud_ray.errors import CapabilityError
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +26,18 @@ async def tools_for(capabilities: list[Capability],
     """
     tools: list[Tool] = []
     clients: list[Any] = []
+    qualify_mcp = sum(c.family == "mcp" for c in capabilities) > 1
     try:
         for cap in capabilities:
-            if cap.family == "ssh":
+            if cap.family == "mcp":
+                from hud_ray.capabilities.mcp_tools import MCPClient, mcp_tools
+                from hud_ray.capabilities.registry import connect
+
+                client = await connect(cap)
+                clients.append(client)
+                assert isinstance(client, MCPClient)
+                tools.extend(await mcp_tools(client, qualify=qualify_mcp))
+            elif cap.family == "ssh":
                 from hud_ray.capabilities.registry import connect
                 from hud_ray.capabilities.ssh_tools import shell_tools
 
@@ -40,6 +51,12 @@ async def tools_for(capabilities: list[Capability],
         raise
     if getattr(config, "think_tool", False):
         tools.append(THINK)
+    names = [t.name for t in tools]
+    if len(set(names)) != len(names):
+        await _close(clients)
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise CapabilityError(f"two tools share the name(s) {', '.join(dup)}; give the "
+                              "capabilities distinct names", retryable=False)
 
     async def cleanup() -> None:
         await _close(clients)
@@ -53,7 +70,7 @@ def _prefix(cap: Capability, all_caps: list[Capability]) -> str:
 
 
 async def _close(clients: list[Any]) -> None:
-    for client in clients:
+    for client in reversed(clients):  # LIFO: MCP transports nest anyio task groups
         try:
             await client.close()
         except Exception:

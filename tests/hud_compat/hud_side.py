@@ -2,7 +2,9 @@
 
 Runs inside the venv that has ``hud`` installed (``make hud-venv``); imports nothing
 from hud-ray. The agent answers what the prompt's ``[[answer: ...]]`` marker says (an
-empty answer when there is none), exactly as the hud-ray side's provider policy does.
+empty answer when there is none), after running the ``[[run: cmd]]`` markers' commands
+in the ``shell`` workspace and calling the ``[[call: tool {json}]]`` markers' tools on the
+``tools`` MCP capability, exactly as the hud-ray side's provider policy does.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 from pathlib import Path
 
 MARKER = re.compile(r"\[\[answer: (.*)\]\]", re.S)
+ACTION = re.compile(r"\[\[(run|call): (.*?)\]\]", re.S)
 
 
 def marker_agent():
@@ -22,6 +25,14 @@ def marker_agent():
 
     class MarkerAgent(Agent):
         async def __call__(self, run) -> None:
+            for kind, body in ACTION.findall(run.prompt_text or ""):
+                if kind == "run":
+                    shell = await run.client.open("shell")
+                    await shell.run(body)
+                else:
+                    name, _, args = body.partition(" ")
+                    tools = await run.client.open("tools")
+                    await tools.call_tool(name, json.loads(args or "{}"))
             found = MARKER.search(run.prompt_text or "")
             run.trace.content = found.group(1) if found else ""
 

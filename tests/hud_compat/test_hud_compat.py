@@ -3,9 +3,10 @@
 Every folder under ``cases/`` is a HUD-shaped project (``tasks.py``, often beside an
 ``env.py``) importing from ``hud``. hud-ray runs it through the real engine on Ray,
 with the ``openai_compatible`` harness against the local provider; the agent answers
-what the prompt's ``[[answer: ...]]`` marker says. ``expected.json`` holds the rewards
-the real HUD SDK (0.6.21) gave; when its venv exists (``make hud-venv``) the case is
-also run on HUD in a subprocess and compared live.
+what the prompt's ``[[answer: ...]]`` marker says, after making the tool calls its
+``[[run: cmd]]`` (bash) and ``[[call: tool {json}]]`` (MCP) markers ask for. ``expected.json`` holds the rewards the real HUD
+SDK (0.6.21) gave; when its venv exists (``make hud-venv``) the case is also run on HUD
+in a subprocess and compared live.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 
 from hud_ray import read_rollouts
 from hud_ray.engine import EvalConfig, run_eval_async
-from hud_ray.testing import FakeProvider, ProviderRequest, Reply
+from hud_ray.testing import FakeProvider, ProviderRequest, Reply, ToolCall
 
 pytestmark = pytest.mark.ray
 
@@ -30,6 +31,19 @@ CASES = sorted(p for p in (HERE / "cases").iterdir() if (p / "tasks.py").exists(
 HUD_PYTHON = Path(os.environ.get("HUD_RAY_HUD_VENV",
                                  HERE.parents[1] / "benchmarks" / ".hud-venv")) / "bin" / "python"
 MARKER = re.compile(r"\[\[answer: (.*)\]\]", re.S)
+ACTION = re.compile(r"\[\[(run|call): (.*?)\]\]", re.S)
+
+
+def actions(text: str) -> list[tuple[str, dict]]:
+    """The prompt's tool calls in order: ``[[run: cmd]]`` (bash), ``[[call: tool {json}]]``."""
+    out = []
+    for kind, body in ACTION.findall(text):
+        if kind == "run":
+            out.append(("bash", {"command": body}))
+        else:
+            name, _, args = body.partition(" ")
+            out.append((name, json.loads(args or "{}")))
+    return out
 VERDICT = re.compile(r"<criterion>\n(.*?)\n</criterion>.*<response>\n(.*?)\n</response>", re.S)
 
 
@@ -41,6 +55,9 @@ def marker_policy(req: ProviderRequest) -> Reply:
         met = judged.group(1).lower() in judged.group(2).lower()
         return Reply(json.dumps({"criterion_status": "MET" if met else "UNMET",
                                  "explanation": "substring check"}))
+    todo = actions(text)
+    if req.turn < len(todo) and todo[req.turn][0] in req.tools:
+        return Reply(tool_calls=(ToolCall(*todo[req.turn]),))
     found = MARKER.search(text)
     return Reply(found.group(1) if found else "")
 

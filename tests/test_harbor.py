@@ -233,7 +233,7 @@ def test_load_samples_and_cli_dispatch(root):
     assert Taskset.from_file(root / "tasksets/harbor").digest() == ts.digest()
     one = Taskset.from_file(root / "tasksets/harbor/hello-file")
     assert [t.slug for t in one] == ["hello-file"]
-    assert one["hello-file"].agent_config == {"timeout_seconds": 120.0}
+    assert one["hello-file"].agent_config == {"timeout_seconds": 120.0, "grade_on_timeout": True}
     assert ts["nonzero-exit"].agent_config is None  # no [agent] timeout_sec: no limit
     chown = ts["chown-workdir"].columns or {}
     assert any(f.startswith("RUN skipped") for f in chown["harbor_findings"])

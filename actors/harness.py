@@ -17,7 +17,7 @@ from hud_ray.task import Task
 from hud_ray.types import AgentSpec
 
 
-@ray.remote(num_cpus=0, max_restarts=0, max_concurrency=100_000)
+@ray.remote(num_cpus=0, max_restarts=0, max_concurrency=100_000)  # type: ignore[call-overload]
 class HarnessActor:
     """Hosts one agent; stateless envs are co-located in this process, stateful ones
     (with a workspace) lease a dedicated sandbox actor per rollout from a warm pool."""

@@ -23,7 +23,7 @@ NAMESPACE = "hud_ray"
 PREFIX = "limiter:"
 
 
-@ray.remote(num_cpus=0, max_concurrency=10_000, max_restarts=0)
+@ray.remote(num_cpus=0, max_concurrency=10_000, max_restarts=0)  # type: ignore[call-overload]
 class LimiterActor:
     def __init__(self, rpm: float | None, tpm: float | None, burst: float | None,
                  token_burst: float | None = None) -> None:
@@ -59,7 +59,7 @@ def get_or_create_limiter(key: str, rpm: float | None, tpm: float | None,
     Created by (and owned by) the first caller; every later caller gets the same actor.
     """
     name = limiter_name(key, rpm, tpm, burst, token_burst, run_id=run_id)
-    return LimiterActor.options(name=name, namespace=NAMESPACE,
+    return LimiterActor.options(name=name, namespace=NAMESPACE,  # type: ignore[attr-defined]
                                 get_if_exists=True).remote(rpm, tpm, burst, token_burst)
 
 

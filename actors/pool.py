@@ -67,7 +67,8 @@ class SandboxPool:
         self.leases = 0
 
     async def _new(self) -> Any:
-        handle = SandboxActor.options(**self.actor_options).remote(self.sources)
+        handle = SandboxActor.options(  # type: ignore[attr-defined]
+            **self.actor_options).remote(self.sources)
         try:
             await handle.setup.remote()
         except ray.exceptions.RayActorError as exc:

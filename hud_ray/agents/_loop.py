@@ -288,9 +288,10 @@ def openai_client(endpoint: Endpoint, connections: int, timeout: float) -> Any:
     import httpx
     from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
-    http = DefaultAsyncHttpxClient(limits=httpx.Limits(max_connections=connections,
-                                                       max_keepalive_connections=connections),
-                                   verify=_tls())
+    # the SDK types its client against its own httpx alias; the object is httpx's
+    limits: Any = httpx.Limits(max_connections=connections,
+                               max_keepalive_connections=connections)
+    http = DefaultAsyncHttpxClient(limits=limits, verify=_tls())
     return AsyncOpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key.get(),
                        max_retries=0, timeout=timeout, http_client=http)
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from hud_ray.agents.tools import THINK, Tool
 from hud_ray.capabilities.base import Capability
 from hud_ray.errors import CapabilityError
+
+if TYPE_CHECKING:
+    from hud_ray.capabilities.ssh_client import SSHClient
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,8 @@ async def tools_for(capabilities: list[Capability],
 
                 client = await connect(cap)
                 clients.append(client)
-                tools.extend(shell_tools(client, prefix=_prefix(cap, capabilities)))
+                tools.extend(shell_tools(cast("SSHClient", client),
+                                         prefix=_prefix(cap, capabilities)))
             else:
                 log.debug("no tools for capability %s (%s)", cap.name, cap.protocol)
     except BaseException:

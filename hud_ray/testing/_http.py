@@ -174,9 +174,10 @@ class _Connection(asyncio.Protocol):
             body = bytes(buf[:self._length])
             del buf[:self._length]
         else:
-            body = self._dechunk()
-            if body is None:
+            chunked = self._dechunk()
+            if chunked is None:
                 return None
+            body = chunked
         self._head = None
         head.body = body
         return head

@@ -307,8 +307,9 @@ class FakeProvider:
         if prefix not in ("", "/v1") or model not in ("", MODEL):
             return _error(api, 404, f"The model {model!r} does not exist.")
         if anthropic:
-            info = {"type": "model", "id": MODEL, "display_name": "Fake model",
-                    "created_at": "2025-01-01T00:00:00Z", "lifecycle": "active"}
+            info: dict[str, Any] = {"type": "model", "id": MODEL,
+                                    "display_name": "Fake model",
+                                    "created_at": "2025-01-01T00:00:00Z", "lifecycle": "active"}
             data: dict[str, Any] = info if model else {
                 "data": [info], "has_more": False, "first_id": MODEL, "last_id": MODEL}
         else:

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 export RAY_AUTH_MODE ?= disabled
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: setup system-deps hud-venv demo test lint typecheck bench bench-quick clean hud-venv
+.PHONY: setup system-deps hud-venv demo test lint typecheck bench bench-quick clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "hud-ray needs Python 3.12: none found that runs; set PYTHON=/path/to/python3.12" >&2; exit 1; }

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -97,8 +99,10 @@ async def test_two_harness_actors_share_a_request_limit(ray_session, provider, t
 
 def test_api_key_never_written(tmp_path, root):
     key = "sk-live-DO-NOT-LEAK-9f8e7d6c5b4a"
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rk", dir="/tmp"))  # this run's Ray session only
     with FakeProvider(lambda req: Fault(401, message=f"invalid key {key}")) as p:
-        env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OPENAI_API_KEY": key}
+        env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OPENAI_API_KEY": key,
+               "RAY_TMPDIR": str(ray_tmp)}
         proc = subprocess.run(
             [str(BIN), "--log-level", "DEBUG", "eval", str(root / "tasksets/letters.py"),
              "openai_compatible", "--base-url", p.base_url, "--model", "m",
@@ -110,8 +114,8 @@ def test_api_key_never_written(tmp_path, root):
     assert rows[0]["status"] == "infra_error" and "***" in rows[0]["error_message"]
     for f in (tmp_path / "run").iterdir():
         assert key.encode() not in f.read_bytes(), f
-    logs = Path("/tmp/ray/session_latest/logs")
-    if logs.exists():
-        for f in logs.glob("*"):
-            if f.is_file() and f.stat().st_mtime > time.time() - 300:
-                assert key.encode() not in f.read_bytes(), f
+    logs = [f for f in ray_tmp.glob("ray/session_*/logs/**/*") if f.is_file()]
+    assert logs, f"the run's Ray session wrote no logs under {ray_tmp}"
+    for f in logs:
+        assert key.encode() not in f.read_bytes(), f
+    shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -159,8 +159,9 @@ async def test_this_suite_runs_isolated(ws):
     c = await SSHClient.connect(caps[0])
     r = await c.run("id -u; cat /proc/self/status | grep -E '^(NoNewPrivs|CapBnd)'")
     await c.close()
-    uid, nnp, capbnd = r.stdout.split("\n")[:3]
-    assert uid != "0" and nnp.split()[1] == "1" and int(capbnd.split()[1], 16) == 0
+    uid, *status = r.stdout.split("\n")
+    fields = dict(line.split(":\t") for line in status if line)
+    assert uid != "0" and fields["NoNewPrivs"] == "1" and int(fields["CapBnd"], 16) == 0
 
 
 async def test_large_commands_and_too_large_ones(ws):

@@ -30,6 +30,14 @@ def canonical_args_json(args: dict[str, Any] | None) -> str:
     return json.dumps(args or {}, sort_keys=True, default=str)
 
 
+def split_task_ids(values: str | list[str] | tuple[str, ...] | None) -> list[str] | None:
+    """Task ids from options given as ``a,b`` and/or repeated (blanks dropped), or None."""
+    if isinstance(values, str):
+        values = (values,)
+    ids = [v.strip() for value in values or () for v in value.split(",") if v.strip()]
+    return ids or None
+
+
 def default_slug(task_id: str, args: dict[str, Any] | None) -> str:
     if not args:
         return task_id

@@ -261,3 +261,11 @@ def test_tasks_of_an_installed_hud_are_refused_clearly(tmp_path, monkeypatch):
             Taskset.from_file(tmp_path / "tasks.py")
     finally:
         sys.modules.pop("hud", None)
+
+
+def test_one_task_id_splitter():
+    from hud_ray.task import split_task_ids
+
+    assert split_task_ids(("a,b", " c ", ",,")) == ["a", "b", "c"]
+    assert split_task_ids("a, b") == ["a", "b"]
+    assert split_task_ids(()) is None and split_task_ids(None) is None

@@ -231,25 +231,16 @@ class Workspace(SessionResource):
         """Fill the workspace and start its sandbox (the caller cleans up on failure)."""
         if isolated and self._mount_workspace(path, uid):
             self._mounts[session_id] = path
-        if self.root is not None:
-            shutil.copytree(self.root, path, dirs_exist_ok=True, symlinks=True)
-        for rel, content in self.seed.items():
-            target = path / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content)
+        # copies run off the event loop: other sessions of this sandbox keep being served
+        await asyncio.to_thread(self._fill, path)
         if self.setup is not None:
             result = self.setup(path)
             if inspect.isawaitable(result):
                 await result
-        binds: dict[str, Path] = {}
-        for i, (inside, source) in enumerate(sorted(self.mounts.items())):
-            binds[inside] = top / "mounts" / str(i)
-            if source is not None:
-                shutil.copytree(source, binds[inside], symlinks=True)
-            binds[inside].mkdir(parents=True, exist_ok=True)
+        binds = await asyncio.to_thread(self._copy_mounts, top)
         jail: Jail | Unisolated
         if isolated:
-            _hand_over(top, path, private, uid, extra=list(binds.values()))
+            await asyncio.to_thread(_hand_over, top, path, private, uid, list(binds.values()))
             jail = Jail(path, private, uid, network=self.network, limits=self.limits,
                         name=session_id, grader_uid=grader_uid, mounts=binds,
                         chdir=self.workdir or WORKDIR)
@@ -257,6 +248,25 @@ class Workspace(SessionResource):
             jail = Unisolated(path)
         await jail.start()
         return jail
+
+    def _fill(self, path: Path) -> None:
+        """Copy ``root`` and write the seed files into a new workspace."""
+        if self.root is not None:
+            shutil.copytree(self.root, path, dirs_exist_ok=True, symlinks=True)
+        for rel, content in self.seed.items():
+            target = path / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+
+    def _copy_mounts(self, top: Path) -> dict[str, Path]:
+        """A fresh copy of each mounted directory (inside path -> host copy)."""
+        binds: dict[str, Path] = {}
+        for i, (inside, source) in enumerate(sorted(self.mounts.items())):
+            binds[inside] = top / "mounts" / str(i)
+            if source is not None:
+                shutil.copytree(source, binds[inside], symlinks=True)
+            binds[inside].mkdir(parents=True, exist_ok=True)
+        return binds
 
     async def close(self, session_id: str) -> None:
         ws = self._sessions.pop(session_id, None)
@@ -268,7 +278,7 @@ class Workspace(SessionResource):
         await ws.jail.stop()
         self._unmount(session_id)
         if self._base is not None:
-            shutil.rmtree(self._base / session_id, ignore_errors=True)
+            await asyncio.to_thread(shutil.rmtree, self._base / session_id, ignore_errors=True)
 
     def _unmount(self, session_id: str) -> None:
         path = self._mounts.pop(session_id, None)

@@ -18,11 +18,7 @@ from hud_ray.cli._options import config_option, handle_errors, one_line
 from hud_ray.cli._render import ProgressLine, echo_err, render_summary
 from hud_ray.engine import EvalConfig, run_eval_async
 from hud_ray.errors import ConfigError, RecordError
-
-
-def _split_ids(values: tuple[str, ...]) -> list[str] | None:
-    ids = [v.strip() for value in values for v in value.split(",") if v.strip()]
-    return ids or None
+from hud_ray.task import split_task_ids
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -145,13 +141,11 @@ def eval_command(source: str | None, agent: str | None, config_values: dict[str,
     unknown = sorted(set(defaults) - set(_OPTION_KEYS) - _EXTRA_KEYS)
     if unknown:
         raise ConfigError(f"unknown key(s) in config file: {', '.join(unknown)}")
-    if isinstance(task_ids, str):
-        task_ids = (task_ids,)
     try:
         config = EvalConfig(
             source=source, agent=agent, model=model, base_url=base_url, gateway=gateway,
             agent_config=config_values, group_size=group_size, max_concurrent=max_concurrent,
-            task_ids=_split_ids(tuple(task_ids)), env_source=env_source, out=out,
+            task_ids=split_task_ids(task_ids), env_source=env_source, out=out,
             resume=resume, address=address, max_retries=max_retries,
             rollout_timeout=rollout_timeout, workers=workers, **extra)
     except ValidationError as exc:
@@ -190,7 +184,7 @@ def _given(ctx: click.Context, source: str | None, agent: str | None) -> dict[st
         if name == "config_values":
             given["agent_config"] = value
         elif name == "task_ids":
-            given["task_ids"] = _split_ids((value,) if isinstance(value, str) else value)
+            given["task_ids"] = split_task_ids(value)
         else:
             given[name] = value
     given.update({k: v for k, v in (ctx.default_map or {}).items() if k in _EXTRA_KEYS})

@@ -23,7 +23,7 @@ import click
 from hud_ray.cli._options import handle_errors
 from hud_ray.engine import EvalConfig, run_eval_async
 from hud_ray.sink import read_rollouts
-from hud_ray.task import Task, Taskset
+from hud_ray.task import Task, Taskset, split_task_ids
 
 
 async def validate(source: str, *, env_source: str | None = None,
@@ -132,7 +132,7 @@ def validate_command(source: str, env_source: str | None, task_ids: tuple[str, .
                      as_json: bool) -> None:
     """Check each task: nop must score 0.0; a task's solution (if any) 1.0; its
     ``validation`` answers (if any) their rewards."""
-    ids = [i for v in task_ids for i in v.split(",") if i] or None
+    ids = split_task_ids(task_ids)
     report = asyncio.run(validate(source, env_source=env_source, task_ids=ids, address=address,
                                   rollout_timeout=rollout_timeout, workdir=workdir))
     if as_json:

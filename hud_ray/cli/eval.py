@@ -44,6 +44,14 @@ def _split_ids(values: tuple[str, ...]) -> list[str] | None:
               help="Continue the run in this directory, skipping finished rollouts.")
 @click.option("--address", envvar="HUD_RAY_ADDRESS",
               help="Ray cluster address (default: start Ray in-process).")
+@click.option("--working-dir", type=click.Path(file_okay=False), envvar="HUD_RAY_WORKING_DIR",
+              help="Folder shipped to the cluster with --address (default: the tasks "
+                   "file's folder).")
+@click.option("--exclude", "excludes", multiple=True, envvar="HUD_RAY_EXCLUDE",
+              help="Leave matching paths out of the shipped folder (gitignore syntax; "
+                   "repeatable).")
+@click.option("--ship/--no-ship", default=None, envvar="HUD_RAY_SHIP",
+              help="Upload the folder to the cluster (default: on with --address).")
 @click.option("--max-retries", type=click.IntRange(min=0), default=2,
               envvar="HUD_RAY_MAX_RETRIES", show_default=True,
               help="Retries of a rollout after an infrastructure failure.")
@@ -57,7 +65,9 @@ def _split_ids(values: tuple[str, ...]) -> list[str] | None:
 def eval_command(source: str, agent: str | None, config_values: dict[str, Any],
                  model: str | None, base_url: str | None, gateway: bool, group_size: int,
                  max_concurrent: int, task_ids: tuple[str, ...], env_source: str | None,
-                 out: str | None, resume: str | None, address: str | None, max_retries: int,
+                 out: str | None, resume: str | None, address: str | None,
+                 working_dir: str | None, excludes: tuple[str, ...], ship: bool | None,
+                 max_retries: int,
                  rollout_timeout: float | None, workers: int | None, as_json: bool) -> None:
     """Run AGENT over the tasks in SOURCE (a tasks.py, a folder, or .json/.jsonl rows)."""
     ctx = click.get_current_context()
@@ -77,6 +87,7 @@ def eval_command(source: str, agent: str | None, config_values: dict[str, Any],
             agent_config=config_values, group_size=group_size, max_concurrent=max_concurrent,
             task_ids=_split_ids(tuple(task_ids)), env_source=env_source, out=out,
             resume=resume, address=address, max_retries=max_retries,
+            working_dir=working_dir, excludes=list(excludes), ship=ship,
             rollout_timeout=rollout_timeout, workers=workers, **extra)
     except ValueError as exc:
         raise ConfigError(str(exc).splitlines()[0] + ": " + str(exc).splitlines()[-1]) from None
@@ -90,6 +101,7 @@ def eval_command(source: str, agent: str | None, config_values: dict[str, Any],
 
 _OPTION_KEYS = ("agent", "model", "base_url", "gateway", "group_size", "max_concurrent",
                 "task_ids", "env_source", "out", "resume", "address", "max_retries",
+                "working_dir", "excludes", "ship",
                 "rollout_timeout", "workers", "as_json")
 _EXTRA_KEYS = {"colocate", "batch_size", "sessions_per_sandbox", "sandbox_resources",
                "harness_resources", "pass_threshold"}

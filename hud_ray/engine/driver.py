@@ -23,6 +23,7 @@ from typing import Any
 
 from hud_ray.engine.config import EvalConfig
 from hud_ray.engine.plan import RolloutSpec, count_plan, iter_plan
+from hud_ray.engine.shipping import Shipment, job_shipment, plan_shipment, upload_errors
 from hud_ray.engine.summary import summarize
 from hud_ray.errors import ConfigError, RecordError, TasksetError
 from hud_ray.records import RolloutRecord
@@ -86,7 +87,7 @@ def load_taskset(config: EvalConfig) -> Taskset:
     return taskset
 
 
-def _ensure_ray(address: str | None) -> bool:
+def _ensure_ray(address: str | None, shipment: Shipment | None = None) -> bool:
     """Connect to Ray (or start it in-process); returns whether we started it."""
     import ray
 
@@ -95,8 +96,10 @@ def _ensure_ray(address: str | None) -> bool:
     if address is None:
         # Token auth left on by an earlier cluster breaks a fresh embedded instance.
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(address=address, include_dashboard=False, log_to_driver=True,
-             configure_logging=False)
+    with upload_errors(shipment):
+        ray.init(address=address, include_dashboard=False, log_to_driver=True,
+                 configure_logging=False,
+                 runtime_env=shipment.runtime_env if shipment else None)
     return True
 
 
@@ -109,6 +112,8 @@ class Driver:
         self.on_progress = on_progress
         self._actors: list[Any] = []
         self._load: dict[int, int] = {}
+        self._shipment: Shipment | None = None
+        self._actor_env: dict[str, Any] | None = None
 
     # ---- setup --------------------------------------------------------------------------
     def _prepare_dir(self, taskset: Taskset) -> tuple[str, Path, ResumeState | None]:
@@ -140,15 +145,22 @@ class Driver:
         options: dict[str, Any] = {}
         if cfg.harness_resources:
             options["resources"] = dict(cfg.harness_resources)
+        if self._actor_env:
+            options["runtime_env"] = self._actor_env
         sandbox_options = {"resources": dict(cfg.sandbox_resources)} \
             if cfg.sandbox_resources else None
         return HarnessActor.options(**options).remote(
-            run_id=run_id, sources=taskset.sources,
+            run_id=run_id, sources=self._actor_sources(taskset),
             tasks=[t.model_dump(mode="json") for t in taskset],
             agent=cfg.agent_spec().model_dump(mode="json"),
             rollout_timeout=cfg.rollout_timeout, colocate=cfg.colocate,
             sandbox_options=sandbox_options, name=f"harness-{index}",
             sessions_per_sandbox=cfg.sessions_per_sandbox)
+
+    def _actor_sources(self, taskset: Taskset) -> dict[str, str]:
+        if self._shipment is None:
+            return taskset.sources
+        return self._shipment.actor_sources(taskset.sources)
 
     # ---- run ---------------------------------------------------------------------------
     async def run(self) -> EvalResult:
@@ -161,6 +173,9 @@ class Driver:
 
         agent_class(cfg.agent)  # unknown agent -> ConfigError before anything starts
         run_id, out, resume = self._prepare_dir(taskset)
+        self._shipment = plan_shipment(
+            source=cfg.source, env_source=cfg.env_source, address=cfg.address,
+            working_dir=cfg.working_dir, excludes=cfg.excludes, ship=cfg.ship, out_dir=out)
         done = resume.done if resume else frozenset()
         total = count_plan(taskset, cfg.group_size, done)
         specs = iter_plan(taskset, cfg.group_size, run_id, done=done,
@@ -171,7 +186,9 @@ class Driver:
                    "taskset_digest": taskset.digest(), "tasks": len(taskset),
                    "created_at": datetime.now(UTC).isoformat(),
                    "resumed_from_rows": resume.rows if resume else 0})
-        _ensure_ray(cfg.address)
+        if not _ensure_ray(cfg.address, self._shipment) and self._shipment:
+            self._actor_env = self._shipment.runtime_env  # Ray was up: ship per actor
+        self._shipment = self._shipment or job_shipment()
         n_workers = cfg.workers or max(1, min(4, os.cpu_count() or 1))
         progress = Progress(total=total)
         started = time.monotonic()

@@ -85,21 +85,26 @@ class NetnsCluster:
         raise RuntimeError("namespace holder has no child")
 
     # ---- running things inside -------------------------------------------------------
-    def argv(self, cmd: list[str], *, private_dir: Path | None = None) -> list[str]:
-        base = ["nsenter", "-t", str(self.ns_pid), "--net", "--pid", "--mount", "--"]
+    def argv(self, cmd: list[str], *, private_dir: Path | None = None,
+             cwd: Path | None = None) -> list[str]:
+        cwd = cwd or self.tmp
+        # nsenter --mount would start in "/": name the working directory explicitly.
+        base = ["nsenter", "-t", str(self.ns_pid), "--net", "--pid", "--mount",
+                f"--wd={cwd}", "--"]
         if private_dir is None:
             return [*base, *cmd]
         # A private mount namespace with a tmpfs on private_dir: no node sees its files.
         stage = private_dir.with_name(private_dir.name + ".stage")
         script = (f"mount -t tmpfs none {private_dir} && cp -a {stage}/. {private_dir}/ && "
-                  'exec "$@"')
+                  f'cd {cwd} && exec "$@"')
         return [*base, "unshare", "--mount", "--propagation", "private", "bash", "-c",
                 script, "bash", *cmd]
 
     def run(self, cmd: list[str], *, timeout: float = 180, check: bool = True,
             env: dict[str, str] | None = None, cwd: Path | None = None,
             private_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(self.argv(cmd, private_dir=private_dir), capture_output=True,
+        proc = subprocess.run(self.argv(cmd, private_dir=private_dir, cwd=cwd),
+                              capture_output=True,
                               text=True, timeout=timeout, env=env or ray_env(),
                               cwd=cwd or self.tmp)
         if check and proc.returncode != 0:
@@ -110,7 +115,7 @@ class NetnsCluster:
     def popen(self, cmd: list[str], *, env: dict[str, str] | None = None,
               cwd: Path | None = None, private_dir: Path | None = None,
               **kw: Any) -> subprocess.Popen[str]:
-        return subprocess.Popen(self.argv(cmd, private_dir=private_dir), text=True,
+        return subprocess.Popen(self.argv(cmd, private_dir=private_dir, cwd=cwd), text=True,
                                 env=env or ray_env(), cwd=cwd or self.tmp, **kw)
 
     # ---- Ray nodes --------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Shipped code on a real multi-node cluster (``ray start`` processes, one IP per node).
+"""Shipped code and Ray Jobs on a real multi-node cluster (``ray start`` processes, one IP
+per node).
 
 The tasks file, the environment module it imports and its data files live in a tmpfs
 only the driver's mount namespace sees; the driver runs from another directory. The
@@ -27,7 +28,7 @@ WORKER_IP = "10.77.0.2"
 def cluster():
     c = NetnsCluster()
     try:
-        c.start_head(num_cpus=1)
+        c.start_head(num_cpus=1, dashboard=True)
         c.add_worker(WORKER_IP, num_cpus=1, resources={"harness": 8})
         c.wait_nodes(2)
         yield c
@@ -87,3 +88,80 @@ def _rows(out: Path) -> list[dict]:
         return read_rollouts(out).to_pylist()
     except Exception:
         return []
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _submit(c: NetnsCluster, private: Path, *args: str, check: bool = True, timeout=300):
+    return c.run([PY, "-m", "hud_ray.cli", "submit", "--address", "http://127.0.0.1:8265",
+                  *args], cwd=private, private_dir=private, check=check, timeout=timeout)
+
+
+def test_submit_follow_runs_shell_taskset_as_a_job(cluster):
+    """`hud-ray submit --follow -- eval tasksets/shell.py oracle` from a folder no node saw."""
+    c = cluster
+    private = c.tmp / "jobsrc"
+    private.mkdir()
+    stage = c.tmp / "jobsrc.stage"
+    (stage / "tasksets").mkdir(parents=True)
+    shutil.copy(ROOT / "tasksets" / "shell.py", stage / "tasksets" / "shell.py")
+    runs = c.tmp / "job-runs"
+    proc = _submit(c, private, "--follow", "--submission-id", "ci-shell-1", "--runs-dir",
+                   str(runs), "--", "eval", "tasksets/shell.py", "oracle", "--json")
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "job: ci-shell-1"
+    assert lines[1] == f"run directory (on the cluster): {runs}/ci-shell-1"
+    assert lines[-1] == "job ci-shell-1: SUCCEEDED", proc.stdout[-3000:]
+    from hud_ray import read_rollouts
+    from hud_ray.task import Taskset
+
+    n_tasks = len(Taskset.from_file(ROOT / "tasksets" / "shell.py"))
+    rows = read_rollouts(runs / "ci-shell-1").to_pylist()
+    final = [r for r in rows if r["final"]]
+    assert len(final) == n_tasks == len({r["rollout_key"] for r in rows})
+    assert all(r["status"] == "ok" and r["reward"] == 1.0 for r in final), final
+    assert any(p.name.endswith(".json") for p in (runs / "ci-shell-1").iterdir())
+
+    # jobs list / status / logs see it; a bad job id is one line.
+    listed = c.run([PY, "-m", "hud_ray.cli", "jobs", "list", "--address",
+                    "http://127.0.0.1:8265", "--json"])
+    assert {"job": "ci-shell-1", "status": "SUCCEEDED", "out": f"{runs}/ci-shell-1"}.items() \
+        <= json.loads(listed.stdout)[0].items()
+    logs = c.run([PY, "-m", "hud_ray.cli", "jobs", "logs", "ci-shell-1", "--address",
+                  "http://127.0.0.1:8265"])
+    assert '"rollouts"' in logs.stdout
+    bad = c.run([PY, "-m", "hud_ray.cli", "jobs", "status", "no-such-job", "--address",
+                 "http://127.0.0.1:8265"], check=False)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_jobs_stop_then_resume_keeps_one_final_row_per_key(cluster):
+    c = cluster
+    private = _private_taskset(c, "stopsrc")
+    out = c.tmp / "stop-out"
+    args = ["--env-var", "SHIPPED_DELAY=0.1", "--", "eval", "tasks.py", "oracle", "-g",
+            "100", "--max-concurrent", "4",
+            "--out", str(out), "--json"]
+    proc = _submit(c, private, "--submission-id", "ci-stop-1", *args)
+    assert "follow with: hud-ray jobs logs --follow ci-stop-1" in proc.stdout
+    import time
+
+    from hud_ray import read_rollouts
+
+    deadline = time.time() + 120
+    while not (out.exists() and any(out.glob("*.arrow"))):
+        assert time.time() < deadline, "no rows written"
+        time.sleep(0.5)
+    stop = c.run([PY, "-m", "hud_ray.cli", "jobs", "stop", "ci-stop-1", "--address",
+                  "http://127.0.0.1:8265"])
+    assert stop.stdout.strip() == "job ci-stop-1: STOPPED"
+    before = [r for r in read_rollouts(out).to_pylist() if r["final"]]
+    assert 0 < len(before) < 300
+    resume = ["--env-var", "SHIPPED_DELAY=0.1", "--", "eval", "tasks.py", "oracle", "-g",
+              "100", "--max-concurrent", "16", "--resume", str(out), "--json"]
+    proc = _submit(c, private, "--follow", "--submission-id", "ci-stop-2", *resume)
+    assert proc.stdout.splitlines()[-1] == "job ci-stop-2: SUCCEEDED", proc.stdout[-3000:]
+    rows = read_rollouts(out).to_pylist()
+    final = [r["rollout_key"] for r in rows if r["final"]]
+    assert len(final) == len(set(final)) == 300

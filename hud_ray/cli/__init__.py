@@ -12,6 +12,7 @@ from hud_ray.cli.fake_provider import fake_provider_command
 from hud_ray.cli.jobs import jobs_group
 from hud_ray.cli.serve import serve_command, task_group
 from hud_ray.cli.submit import submit_command
+from hud_ray.cli.sweep import sweep_command
 from hud_ray.cli.validate import validate_command
 
 
@@ -31,3 +32,4 @@ main.add_command(task_group)
 main.add_command(fake_provider_command)
 main.add_command(submit_command)
 main.add_command(jobs_group)
+main.add_command(sweep_command)

@@ -187,7 +187,7 @@ class Driver:
                    "created_at": datetime.now(UTC).isoformat(),
                    "resumed_from_rows": resume.rows if resume else 0})
         if not _ensure_ray(cfg.address, self._shipment) and self._shipment:
-            self._actor_env = self._shipment.runtime_env  # Ray was up: ship per actor
+            self._actor_env = self._shipment.uploaded_env()  # Ray was up: ship per actor
         self._shipment = self._shipment or job_shipment()
         n_workers = cfg.workers or max(1, min(4, os.cpu_count() or 1))
         progress = Progress(total=total)

@@ -46,6 +46,21 @@ class Shipment:
             return None
         return {"working_dir": str(self.root), "excludes": list(self.excludes)}
 
+    def uploaded_env(self) -> dict[str, Any] | None:
+        """``runtime_env`` for actors when Ray was already connected (no ``ray.init`` of
+        ours to upload it): Ray only uploads local folders at job level, so upload the
+        package here and name it by its ``gcs://`` URI."""
+        env = self.runtime_env
+        if env is None:
+            return None
+        import tempfile
+
+        from ray._private.runtime_env.working_dir import upload_working_dir_if_needed
+
+        with upload_errors(self), tempfile.TemporaryDirectory(prefix="hud-ray-ship-") as tmp:
+            return upload_working_dir_if_needed(dict(env), include_gitignore=True,
+                                                scratch_dir=tmp)
+
     def actor_sources(self, sources: dict[str, str]) -> dict[str, str]:
         """Each source path as the actors see it: relative to their working directory."""
         out = {}

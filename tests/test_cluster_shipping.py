@@ -106,9 +106,12 @@ def test_submit_follow_runs_shell_taskset_as_a_job(cluster):
     stage = c.tmp / "jobsrc.stage"
     (stage / "tasksets").mkdir(parents=True)
     shutil.copy(ROOT / "tasksets" / "shell.py", stage / "tasksets" / "shell.py")
+    # Harnesses only fit on the worker node; the config file travels with the job.
+    (stage / "tasksets" / "on-worker.yaml").write_text("harness_resources: {harness: 1}\n")
     runs = c.tmp / "job-runs"
     proc = _submit(c, private, "--follow", "--submission-id", "ci-shell-1", "--runs-dir",
-                   str(runs), "--", "eval", "tasksets/shell.py", "oracle", "--json")
+                   str(runs), "--", "eval", "tasksets/shell.py", "oracle", "--json",
+                   "-c", "tasksets/on-worker.yaml")
     lines = proc.stdout.splitlines()
     assert lines[0] == "job: ci-shell-1"
     assert lines[1] == f"run directory (on the cluster): {runs}/ci-shell-1"

@@ -50,7 +50,8 @@ class SandboxPool:
     (its ping fails with an actor error) is dropped at once. The pool only keeps
     book-keeping for actors that are alive, so it stays bounded however many it replaces.
 
-    An actor with no live session for ``idle_ttl`` seconds is released: the pools of
+    Actors are spread over the nodes that fit them (Ray's ``SPREAD``). An actor with no
+    live session for ``idle_ttl`` seconds is released: the pools of
     other harnesses may need its resources (after a node loss, idle actors hoarded by
     one pool left another's new actor pending forever).
     """
@@ -59,7 +60,8 @@ class SandboxPool:
                  capacity: int = 1, max_idle: int = 64,
                  health_check_after: float = 30.0, idle_ttl: float | None = 10.0) -> None:
         self.sources = sources
-        self.actor_options = actor_options or {}
+        # Spread over the nodes that fit (a lost node then takes only its share).
+        self.actor_options = {"scheduling_strategy": "SPREAD", **(actor_options or {})}
         self.capacity = max(1, capacity)
         self.max_idle = max_idle
         self.health_check_after = health_check_after

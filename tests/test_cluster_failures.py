@@ -94,6 +94,7 @@ def test_sigkill_sandbox_node_mid_run(cluster):
         placed = _sandbox_actor_ips(c)
         victim = max(SANDBOX_IPS, key=lambda ip: placed.get(ip, 0))
         assert placed.get(victim), f"no sandbox actors placed: {placed}"
+        assert set(placed) == set(SANDBOX_IPS), f"pools did not spread: {placed}"
         killed_at = time.time()
         assert c.kill_node(victim)
         stdout, stderr = proc.communicate(timeout=300)

@@ -24,14 +24,16 @@ setup: $(VENV)/.installed
 system-deps:
 	@if command -v apt-get >/dev/null; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap openssh-client procps util-linux python3 >/dev/null; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap openssh-client procps util-linux iproute2 python3 >/dev/null; \
 	fi
 
 demo: setup
 	$(BIN)/hud-ray eval tasksets/letters.py oracle --group-size 4 --out runs/demo-$$(date +%s)
 
+# Tests that start their own Ray clusters run as a second step, never beside the first's Ray.
 test: setup system-deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not cluster"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m cluster
 
 # The real HUD SDK in its own venv: tests/hud_compat compares hud-ray's rewards with it
 # row by row (and the benchmarks' side-by-side uses it). Skipped by those tests if absent.

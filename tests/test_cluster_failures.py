@@ -21,7 +21,7 @@ import pytest
 import yaml
 from _netns_cluster import PY, NetnsCluster, available, ray_env
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(600),
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(600),
               pytest.mark.skipif(available() is not None, reason=str(available()))]
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from _netns_cluster import PY, NetnsCluster, available
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(600),
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(600),
               pytest.mark.skipif(available() is not None, reason=str(available()))]
 
 FIXTURE = Path(__file__).parent / "fixtures" / "shipped"

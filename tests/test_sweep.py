@@ -43,6 +43,7 @@ def _snapshot(cell_dir: Path) -> dict[str, float]:
     return {p.name: p.stat().st_mtime_ns for p in cell_dir.iterdir()}
 
 
+@pytest.mark.cluster
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_sweep_interrupted_then_resumed_without_rerunning_finished_cells(tmp_path):

@@ -168,3 +168,15 @@ def test_jobs_stop_then_resume_keeps_one_final_row_per_key(cluster):
     rows = read_rollouts(out).to_pylist()
     final = [r["rollout_key"] for r in rows if r["final"]]
     assert len(final) == len(set(final)) == 300
+
+
+def test_submit_follow_of_a_failing_eval_exits_nonzero_in_one_line(cluster):
+    c = cluster
+    private = _private_taskset(c, "failsrc")
+    proc = _submit(c, private, "--follow", "--submission-id", "ci-fail-1", "--runs-dir",
+                   str(c.tmp / "fail-runs"), "--", "eval", "tasks.py", "no-such-agent",
+                   check=False)
+    assert proc.returncode == 2, proc.stdout[-2000:]
+    assert proc.stdout.splitlines()[-1] == "job ci-fail-1: FAILED"
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: job ci-fail-1 failed"), proc.stderr

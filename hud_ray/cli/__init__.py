@@ -7,6 +7,7 @@ import logging
 import click
 
 from hud_ray import __version__
+from hud_ray.cli.build import build_command
 from hud_ray.cli.eval import eval_command
 from hud_ray.cli.fake_provider import fake_provider_command
 from hud_ray.cli.jobs import jobs_group
@@ -33,3 +34,4 @@ main.add_command(fake_provider_command)
 main.add_command(submit_command)
 main.add_command(jobs_group)
 main.add_command(sweep_command)
+main.add_command(build_command)

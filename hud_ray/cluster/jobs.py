@@ -222,11 +222,18 @@ def follow(client: Any, job_id: str, write: Callable[[str], None]) -> str:
         async for chunk in client.tail_job_logs(job_id):
             write(chunk)
 
-    asyncio.run(tail())
-    return wait(client, job_id)
+    try:
+        asyncio.run(tail())
+        return wait(client, job_id)
+    except (KeyboardInterrupt, HudRayError):
+        raise
+    except Exception as exc:  # the dashboard went away, an unknown job id, ...
+        raise HudRayError(f"following job {job_id}: {_one_line(exc)}",
+                          code="job_api_error") from None
 
 
 def wait(client: Any, job_id: str, timeout: float | None = None) -> str:
+    """Poll until the job ends (or ``timeout``); return its status."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         status = str(client.get_job_status(job_id).value)

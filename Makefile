@@ -30,8 +30,10 @@ system-deps:
 demo: setup
 	$(BIN)/hud-ray eval tasksets/letters.py oracle --group-size 4 --out runs/demo-$$(date +%s)
 
+# Tests that start their own Ray clusters run as a second step, never beside the first's Ray.
 test: setup system-deps hud-venv
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not cluster"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m cluster
 
 # The real HUD SDK in its own venv: tests/hud_compat compares hud-ray's rewards with it
 # row by row (and the benchmarks' side-by-side uses it). Skipped by those tests if absent.

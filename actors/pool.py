@@ -49,16 +49,24 @@ class SandboxPool:
     ends, so the other rollouts on it finish undisturbed. An actor that is really dead
     (its ping fails with an actor error) is dropped at once. The pool only keeps
     book-keeping for actors that are alive, so it stays bounded however many it replaces.
+
+    Actors are spread over the nodes that fit them (Ray's ``SPREAD``). An actor with no
+    live session for ``idle_ttl`` seconds is released: the pools of
+    other harnesses may need its resources (after a node loss, idle actors hoarded by
+    one pool left another's new actor pending forever).
     """
 
     def __init__(self, sources: dict[str, str], *, actor_options: dict[str, Any] | None = None,
                  capacity: int = 1, max_idle: int = 64,
-                 health_check_after: float = 30.0) -> None:
+                 health_check_after: float = 30.0, idle_ttl: float | None = 10.0) -> None:
         self.sources = sources
-        self.actor_options = actor_options or {}
+        # Spread over the nodes that fit (a lost node then takes only its share).
+        self.actor_options = {"scheduling_strategy": "SPREAD", **(actor_options or {})}
         self.capacity = max(1, capacity)
         self.max_idle = max_idle
         self.health_check_after = health_check_after
+        self.idle_ttl = idle_ttl
+        self._reaper: asyncio.Task[None] | None = None
         self._free: list[tuple[Any, float]] = []  # one entry per free slot
         self._starting: list[_Starting] = []
         self._actors: dict[Any, _Actor] = {}  # live actors only
@@ -124,6 +132,8 @@ class SandboxPool:
 
     async def lease(self, task: Task) -> tuple[RemoteSandbox, Callable[[bool], Awaitable[None]]]:
         self.leases += 1
+        if self.idle_ttl is not None and self._reaper is None:
+            self._reaper = asyncio.create_task(self._reap_idle(self.idle_ttl))
         handle = await self._take()
         released = False
 
@@ -147,6 +157,19 @@ class SandboxPool:
                 self._drain(entry)  # too many idle slots: retire this actor
 
         return RemoteSandbox(handle), release
+
+    async def _reap_idle(self, ttl: float) -> None:
+        """Release actors whose every slot has been free for ``ttl`` seconds."""
+        while True:
+            await asyncio.sleep(max(0.1, ttl / 4))
+            newest: dict[Any, float] = {}
+            for handle, since in self._free:
+                newest[handle] = max(since, newest.get(handle, 0.0))
+            cutoff = time.monotonic() - ttl
+            for handle, since in newest.items():
+                entry = self._actors.get(handle)
+                if entry is not None and entry.live <= 0 and since < cutoff:
+                    self._drop(entry)
 
     def _unjoin(self, starting: _Starting) -> None:
         """A rollout waiting for a starting actor was cancelled: give its slot back."""
@@ -191,6 +214,9 @@ class SandboxPool:
 
     async def close(self) -> None:
         """Close and kill every actor of the pool (the harness is shutting down)."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
         entries, self._actors, self._free = list(self._actors.values()), {}, []
 
         async def close_one(entry: _Actor) -> None:

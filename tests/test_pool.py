@@ -156,3 +156,29 @@ async def test_cancelled_waiter_gives_its_slot_back(ray_session, stateful):
         assert pool.stats()["actors"] == 0
     finally:
         await pool.close()
+
+
+async def test_idle_actors_are_released_so_another_pool_can_place_its_own(ray_session,
+                                                                        stateful):
+    """Two harnesses' pools compete for a finite resource (here: the session's 2 CPUs).
+    Pool A's idle actors hold both; pool B's new actor cannot be placed until A lets
+    its idle actors go. (A cluster that lost a sandbox node hung exactly like this.)"""
+    from actors.pool import SandboxPool
+
+    sources, tasks = stateful
+    a = SandboxPool(sources, actor_options={"num_cpus": 1}, idle_ttl=1.0)
+    b = SandboxPool(sources, actor_options={"num_cpus": 1}, idle_ttl=1.0)
+    try:
+        leases = [await a.lease(tasks[i]) for i in range(2)]
+        for _, release in leases:
+            await release(True)
+        assert a.stats()["actors"] == 2  # warm and idle, holding both CPUs
+        sb, release = await asyncio.wait_for(b.lease(tasks[2]), 30)
+        prompt = await sb.start(tasks[2])
+        grade = await sb.grade(prompt.session_id, str(tasks[2].args["n"]))
+        assert grade.reward == 1.0
+        await release(True)
+        assert a.stats()["actors"] <= 1
+    finally:
+        await a.close()
+        await b.close()

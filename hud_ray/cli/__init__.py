@@ -11,9 +11,13 @@ import click
 from hud_ray import __version__
 from hud_ray.cli._options import fail, one_line
 from hud_ray.cli._render import echo_err
+from hud_ray.cli.build import build_command
 from hud_ray.cli.eval import eval_command
 from hud_ray.cli.fake_provider import fake_provider_command
+from hud_ray.cli.jobs import jobs_group
 from hud_ray.cli.serve import serve_command, task_group
+from hud_ray.cli.submit import submit_command
+from hud_ray.cli.sweep import sweep_command
 from hud_ray.cli.validate import validate_command
 from hud_ray.errors import HudRayError
 from hud_ray.settings import Settings
@@ -78,3 +82,7 @@ main.add_command(validate_command)
 main.add_command(serve_command)
 main.add_command(task_group)
 main.add_command(fake_provider_command)
+main.add_command(submit_command)
+main.add_command(jobs_group)
+main.add_command(sweep_command)
+main.add_command(build_command)

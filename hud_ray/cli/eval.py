@@ -105,6 +105,15 @@ def check_endpoint(config: EvalConfig) -> None:
 @click.option("--address",
               help="Ray cluster address, or auto (default: start Ray in-process). "
                    "Env: HUD_RAY_ADDRESS.")
+@click.option("--working-dir", type=click.Path(file_okay=False),
+              help="Folder shipped to the cluster with --address (default: the tasks file's "
+                   "folder). Env: HUD_RAY_WORKING_DIR.")
+@click.option("--exclude", "excludes", multiple=True,
+              help="Leave matching paths out of the shipped folder (gitignore syntax; "
+                   "repeatable). Env: HUD_RAY_EXCLUDE.")
+@click.option("--ship/--no-ship", default=None,
+              help="Upload the folder to the cluster (default: on with --address). "
+                   "Env: HUD_RAY_SHIP.")
 @click.option("--max-retries", type=click.IntRange(min=0), default=2, show_default=True,
               help="Retries of a rollout after an infrastructure failure. "
                    "Env: HUD_RAY_MAX_RETRIES.")
@@ -118,7 +127,9 @@ def check_endpoint(config: EvalConfig) -> None:
 def eval_command(source: str | None, agent: str | None, config_values: dict[str, Any],
                  model: str | None, base_url: str | None, gateway: bool, group_size: int,
                  max_concurrent: int, task_ids: tuple[str, ...], env_source: str | None,
-                 out: str | None, resume: str | None, address: str | None, max_retries: int,
+                 out: str | None, resume: str | None, address: str | None,
+                 working_dir: str | None, excludes: tuple[str, ...], ship: bool | None,
+                 max_retries: int,
                  rollout_timeout: float | None, workers: int | None, as_json: bool) -> None:
     """Run AGENT over the tasks in SOURCE (a tasks.py, a folder, or .json/.jsonl rows).
 
@@ -147,6 +158,7 @@ def eval_command(source: str | None, agent: str | None, config_values: dict[str,
             agent_config=config_values, group_size=group_size, max_concurrent=max_concurrent,
             task_ids=split_task_ids(task_ids), env_source=env_source, out=out,
             resume=resume, address=address, max_retries=max_retries,
+            working_dir=working_dir, excludes=list(excludes), ship=ship,
             rollout_timeout=rollout_timeout, workers=workers, **extra)
     except ValidationError as exc:
         raise ConfigError(validation_message(exc)) from None
@@ -193,6 +205,7 @@ def _given(ctx: click.Context, source: str | None, agent: str | None) -> dict[st
 
 _OPTION_KEYS = ("agent", "model", "base_url", "gateway", "group_size", "max_concurrent",
                 "task_ids", "env_source", "out", "resume", "address", "max_retries",
+                "working_dir", "excludes", "ship",
                 "rollout_timeout", "workers", "as_json", "config_values")
 _EXTRA_KEYS = {"colocate", "batch_size", "sessions_per_sandbox", "sandbox_resources",
                "harness_resources", "pass_threshold"}

@@ -10,9 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 
-def spawn_harness(*, resources: dict[str, float] | None = None, **kwargs: Any) -> Any:
+def spawn_harness(*, resources: dict[str, float] | None = None,
+                  runtime_env: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     """Start one ``HarnessActor`` (a handle; await ``handle.ready.remote()``)."""
     from actors.harness import HarnessActor
 
     options: dict[str, Any] = {"resources": dict(resources)} if resources else {}
+    if runtime_env:
+        options["runtime_env"] = runtime_env
     return HarnessActor.options(**options).remote(**kwargs)  # type: ignore[attr-defined]

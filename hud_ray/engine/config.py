@@ -38,6 +38,9 @@ class EvalConfig(BaseModel):
     sandbox_resources: dict[str, float] = Field(default_factory=dict)
     harness_resources: dict[str, float] = Field(default_factory=dict)
     pass_threshold: float = 1.0
+    ship: bool | None = None  # upload working_dir to the cluster (default: when address set)
+    working_dir: str | None = None  # what to upload (default: the tasks file's folder)
+    excludes: list[str] = Field(default_factory=list)  # gitignore-style paths left out
 
     @field_validator("agent_config")
     @classmethod

@@ -28,8 +28,9 @@ from hud_ray.engine._placement import spawn_harness
 from hud_ray.engine.config import EvalConfig
 from hud_ray.engine.plan import RolloutSpec, count_plan, iter_plan
 from hud_ray.engine.resume import resume_config
+from hud_ray.engine.shipping import Shipment, job_shipment, plan_shipment, upload_errors
 from hud_ray.engine.summary import summarize
-from hud_ray.errors import ConfigError, RecordError, RunInterrupted, TasksetError
+from hud_ray.errors import ConfigError, HudRayError, RecordError, RunInterrupted, TasksetError
 from hud_ray.records import RolloutRecord
 from hud_ray.sink import MANIFEST, SUMMARY, ArrowSink, ResumeState, read_manifest, read_rollouts
 from hud_ray.task import Taskset, canonical_args_json
@@ -97,7 +98,7 @@ def load_taskset(config: EvalConfig) -> Taskset:
     return taskset
 
 
-def _ensure_ray(address: str | None) -> bool:
+def _ensure_ray(address: str | None, shipment: Shipment | None = None) -> bool:
     """Connect to Ray (or start it in-process); returns whether we started it."""
     import ray
 
@@ -106,8 +107,10 @@ def _ensure_ray(address: str | None) -> bool:
     if address is None:
         # Token auth left on by an earlier cluster breaks a fresh embedded instance.
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(address=address, include_dashboard=False, log_to_driver=True,
-             configure_logging=False)
+    with upload_errors(shipment):
+        ray.init(address=address, include_dashboard=False, log_to_driver=True,
+                 configure_logging=False,
+                 runtime_env=shipment.runtime_env if shipment else None)
     return True
 
 
@@ -129,6 +132,8 @@ class Driver:
         self._stopping = False
         self._terminated = False
         self._fatal: BaseException | None = None
+        self._shipment: Shipment | None = None
+        self._actor_env: dict[str, Any] | None = None
 
     # ---- setup --------------------------------------------------------------------------
     def _prepare_dir(self, taskset: Taskset) -> tuple[str, Path, ResumeState | None]:
@@ -177,13 +182,18 @@ class Driver:
         sandbox_options = {"resources": dict(cfg.sandbox_resources)} \
             if cfg.sandbox_resources else None
         return spawn_harness(
-            resources=cfg.harness_resources,
-            run_id=run_id, sources=taskset.sources,
+            resources=cfg.harness_resources, runtime_env=self._actor_env,
+            run_id=run_id, sources=self._actor_sources(taskset),
             tasks=[t.model_dump(mode="json") for t in taskset],
             agent=cfg.agent_spec().model_dump(mode="json"),
             rollout_timeout=cfg.rollout_timeout, colocate=cfg.colocate,
             sandbox_options=sandbox_options, name=f"harness-{index}",
             sessions_per_sandbox=cfg.sessions_per_sandbox)
+
+    def _actor_sources(self, taskset: Taskset) -> dict[str, str]:
+        if self._shipment is None:
+            return taskset.sources
+        return self._shipment.actor_sources(taskset.sources)
 
     # ---- run ---------------------------------------------------------------------------
     async def run(self) -> EvalResult:
@@ -195,6 +205,9 @@ class Driver:
         validate_agent(cfg.agent, cfg.agent_config, model=cfg.model, base_url=cfg.base_url,
                        gateway=cfg.gateway)
         run_id, out, resume = self._prepare_dir(taskset)
+        self._shipment = plan_shipment(
+            source=cfg.source, env_source=cfg.env_source, address=cfg.address,
+            working_dir=cfg.working_dir, excludes=cfg.excludes, ship=cfg.ship, out_dir=out)
         created_dir = not out.exists()
         sink = ArrowSink(out)
         try:
@@ -220,9 +233,14 @@ class Driver:
                           attempts=resume.attempts if resume else None)
         started = time.monotonic()
         try:
-            _ensure_ray(cfg.address)
+            started_ray = _ensure_ray(cfg.address, self._shipment)
+        except HudRayError:
+            raise
         except Exception as exc:  # ray.init raises plain ConnectionError/RuntimeError/...
             raise ConfigError(f"cannot start or reach Ray: {_root_cause(exc)}") from None
+        if not started_ray and self._shipment:
+            self._actor_env = self._shipment.uploaded_env()  # Ray was up: ship per actor
+        self._shipment = self._shipment or job_shipment()
         n_workers = cfg.workers or max(1, min(4, os.cpu_count() or 1))
         progress = Progress(total=total)
         ready_at = started

@@ -145,7 +145,8 @@ def test_sigkill_driver_then_resume(cluster):
     # Resuming under a different config is refused in one line.
     other = [a if a != "200" else "100" for a in args]
     bad = c.run([*other, "--resume", str(out)], env=env, check=False)
-    assert bad.returncode == 2 and "run config differs" in bad.stderr, bad.stderr[-2000:]
+    assert bad.returncode == 2 and "cannot resume with different settings: group_size" \
+        in bad.stderr, bad.stderr[-2000:]
     started = time.time()
     c.run([*args, "--resume", str(out)], env=env, timeout=300)
     resume_s = time.time() - started

@@ -151,3 +151,14 @@ async def test_api_key_never_leaks(monkeypatch, caplog):
     assert key not in str(info.value) and "***" in str(info.value)
     assert key not in caplog.text
     assert key not in json.dumps(agent.spec.model_dump())
+
+
+@pytest.mark.parametrize("name", AGENTS)
+async def test_seed_is_accepted_and_sent_where_the_api_takes_one(provider, name):
+    """A sweep's seed axis reaches every harness; Chat Completions sends it as `seed`."""
+    agent = create_agent(spec(name, provider, seed=7))
+    result = await agent.run(ctx(seed=7))
+    assert result.answer == "3" and result.error is None
+    body = provider.log[-1].body
+    assert (body.get("seed") == 7) if name == "openai_compatible" else "seed" not in body
+    await agent.close()

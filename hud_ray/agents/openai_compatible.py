@@ -47,6 +47,8 @@ class ChatConversation(Conversation):
             kwargs["temperature"] = s.temperature
         if s.top_p is not None:
             kwargs["top_p"] = s.top_p
+        if s.seed is not None:
+            kwargs["seed"] = s.seed
         if effort := getattr(s, "reasoning_effort", None):
             kwargs["reasoning_effort"] = effort
         if tools:

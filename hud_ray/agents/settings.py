@@ -44,6 +44,8 @@ class AgentSettings(BaseModel):
     max_tokens: int = Field(1024, ge=1, description="output-token cap per model call")
     temperature: float | None = Field(None, ge=0, le=2, description="sampling temperature")
     think_tool: bool = Field(False, description="offer the no-op `think` tool")
+    seed: int | None = Field(None, description="sampling seed (a sweep's seed axis): sent as "
+                             "`seed` by openai_compatible; recorded only elsewhere")
 
 
 class ModelSettings(AgentSettings):

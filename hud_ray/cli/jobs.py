@@ -8,7 +8,7 @@ import click
 
 from hud_ray.cli._options import handle_errors
 from hud_ray.cluster import jobs
-from hud_ray.errors import HudRayError
+from hud_ray.errors import ConfigError, HudRayError
 
 _address = click.option("--address",
                         help="The cluster's dashboard, http://HEAD:8265.")
@@ -25,7 +25,10 @@ def _call(fn, *args):  # type: ignore[no-untyped-def]
     except HudRayError:
         raise
     except Exception as exc:
-        raise HudRayError(jobs._one_line(exc), code="job_api_error") from None
+        message = jobs._one_line(exc)
+        if "does not exist" in message:  # the dashboard's 404 for an unknown job id
+            raise ConfigError(message, code="no_such_job") from None
+        raise HudRayError(message, code="job_api_error") from None
 
 
 @jobs_group.command("list")

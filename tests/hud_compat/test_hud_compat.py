@@ -6,7 +6,9 @@ with the ``openai_compatible`` harness against the local provider; the agent ans
 what the prompt's ``[[answer: ...]]`` marker says, after making the tool calls its
 ``[[run: cmd]]`` (bash) and ``[[call: tool {json}]]`` (MCP) markers ask for. ``expected.json`` holds the rewards the real HUD
 SDK (0.6.21) gave; when its venv exists (``make hud-venv``) the case is also run on HUD
-in a subprocess and compared live.
+in a subprocess and compared live. HUD's ``LLMJudgeGrader`` calls its inference gateway
+through the OpenAI client at ``HUD_GATEWAY_URL`` with ``HUD_API_KEY``: the subprocess
+points both at the same local provider, so both sides get the same judge verdicts.
 """
 
 from __future__ import annotations
@@ -81,9 +83,15 @@ def provider():
         yield p
 
 
-def run_on_hud(case: Path) -> dict[str, float | None]:
+HUD_JUDGE_MODEL = "claude-sonnet-5-5"  # LLMJudgeGrader's default model in hud 0.6.21
+
+
+def run_on_hud(case: Path, provider: FakeProvider) -> dict[str, float | None]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUD_", "PYTHONPATH"))}
-    env["HUD_TELEMETRY_ENABLED"] = "false"
+    # Telemetry off keeps HUD from reporting jobs with the key; the key only satisfies the
+    # gateway client's check, and the "gateway" is the local provider.
+    env.update(HUD_TELEMETRY_ENABLED="false", HUD_GATEWAY_URL=provider.base_url,
+               HUD_API_KEY="hud-compat-local")
     proc = subprocess.run([str(HUD_PYTHON), str(HERE / "hud_side.py"), str(case)],
                           capture_output=True, text=True, timeout=300, env=env, cwd=case)
     for line in proc.stdout.splitlines():
@@ -110,9 +118,12 @@ async def test_case_scores_as_on_hud(case, ray_session, provider, tmp_path):
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_case_recording_matches_live_hud(case):
+def test_case_recording_matches_live_hud(case, provider):
     if not HUD_PYTHON.exists():
         pytest.skip(f"no HUD SDK venv at {HUD_PYTHON.parent.parent} (run `make hud-venv`)")
-    if (case / "hud_only_recorded").exists():
-        pytest.skip((case / "hud_only_recorded").read_text().strip())
-    assert run_on_hud(case) == json.loads((case / "expected.json").read_text())
+    before = provider.requests
+    assert run_on_hud(case, provider) == json.loads((case / "expected.json").read_text())
+    if "LLMJudgeGrader" in (case / "tasks.py").read_text():
+        # HUD's own judge got its verdicts from the local provider (its agent makes no calls)
+        assert provider.requests > before
+        assert provider.log[-1].model == HUD_JUDGE_MODEL

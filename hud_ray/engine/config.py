@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hud_ray.data.groups import GroupPolicy
 from hud_ray.types import AgentConfig, AgentSpec
 
 
@@ -38,6 +39,17 @@ class EvalConfig(BaseModel):
     sandbox_resources: dict[str, float] = Field(default_factory=dict)
     harness_resources: dict[str, float] = Field(default_factory=dict)
     pass_threshold: float = 1.0
+    # training metadata stamped on every row, and how groups become advantages
+    policy_version: int | None = None
+    tokenizer: str | None = None
+    renderer: str | None = None
+    logprobs_mode: Literal["raw", "processed"] = "raw"
+    group_policy: GroupPolicy = Field(default_factory=GroupPolicy)
+
+    @field_validator("group_policy", mode="before")
+    @classmethod
+    def _group_policy(cls, value: Any) -> GroupPolicy:
+        return GroupPolicy.parse(value)
 
     def agent_spec(self) -> AgentSpec:
         return AgentSpec(name=self.agent, model=self.model, base_url=self.base_url,

@@ -9,7 +9,8 @@ Schema 2 adds training columns: ``chunks`` holds the rollout's tokens as typed s
 (``prompt`` | ``model`` | ``env``) in training segments (see :func:`build_chunks`),
 plus ``group_size``, ``policy_version``, ``sampling``, ``logprobs_mode``,
 ``tokenizer``/``renderer``, the per-call time to first token, reasoning and cached token
-counts, and the task's extra ``columns`` (JSON). Parts written under schema 1 still read:
+counts, and the task's extra ``columns`` (JSON); ``subscores`` becomes a list of
+``{key, value}`` pairs (an Arrow map before, which HF ``datasets`` cannot read). Parts written under schema 1 still read:
 :func:`upgrade_table` fills the new columns with nulls.
 
 Never reorder or retype a column without bumping :data:`SCHEMA_VERSION`.
@@ -47,6 +48,10 @@ CHUNK = pa.struct([
     pa.field("finish_reason", pa.string()),
 ])
 
+#: name -> value pairs (a map in schema 1; HF ``datasets`` cannot read Arrow maps)
+_SUBSCORES = pa.list_(pa.struct([pa.field("key", pa.string(), nullable=False),
+                                 pa.field("value", pa.float64())]))
+
 SAMPLING = pa.struct([
     pa.field("temperature", pa.float32()),
     pa.field("top_p", pa.float32()),
@@ -74,7 +79,7 @@ SCHEMA = pa.schema(
         pa.field("answer", pa.string()),
         pa.field("reward", pa.float64()),
         pa.field("reward_valid", pa.bool_(), nullable=False),
-        pa.field("subscores", pa.map_(pa.string(), pa.float64())),
+        pa.field("subscores", _SUBSCORES),  # schema 1: map<string, double>
         pa.field("grade_info", pa.string()),  # JSON text
         pa.field("status", pa.string(), nullable=False),
         pa.field("error_type", pa.string()),
@@ -178,7 +183,7 @@ class RolloutRecord(BaseModel):
     def to_row(self) -> dict[str, Any]:
         row = self.__dict__.copy()
         if row["subscores"] is not None:
-            row["subscores"] = list(row["subscores"].items())
+            row["subscores"] = [{"key": k, "value": v} for k, v in row["subscores"].items()]
         return row
 
     @property

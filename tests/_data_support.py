@@ -72,3 +72,14 @@ def run_tool_eval(tmp: Path, *, stream: bool = False, **options: Any) -> Path:
                                        "stream": stream, "temperature": 0.7,
                                        "top_p": 0.9, "max_steps": 5}, **options)
         return asyncio.run(run_eval_async(config=cfg)).out_dir
+
+
+_RUNS: dict[str, Path] = {}
+
+
+def shared_tool_run(tmp_path_factory: Any, **options: Any) -> Path:
+    """:func:`run_tool_eval` once per test session per option set (modules share it)."""
+    key = json.dumps(options, sort_keys=True)
+    if key not in _RUNS:
+        _RUNS[key] = run_tool_eval(tmp_path_factory.mktemp("tool-run"), **options)
+    return _RUNS[key]

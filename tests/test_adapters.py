@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from _data_support import run_tool_eval
+from _data_support import shared_tool_run
 
 from hud_ray.adapters import (
     LOSS_KEYS,
@@ -27,7 +27,7 @@ SLIME_STATUSES = {"pending", "completed", "truncated", "aborted", "failed"}
 
 @pytest.fixture(scope="module")
 def run(ray_session, tmp_path_factory):
-    return run_tool_eval(tmp_path_factory.mktemp("adapters"), group_policy="keep_partial:2")
+    return shared_tool_run(tmp_path_factory, group_policy="keep_partial:2")
 
 
 def test_tinker_datums_follow_the_shift_rules(run):

@@ -52,8 +52,9 @@ def test_chunks_drop_misaligned_logprobs_and_handle_no_tokens():
 
 def _old_part(path, rows: list[dict]) -> None:
     """Write an Arrow part in the schema-1 layout (columns of the time, version "1")."""
-    schema = pa.schema([SCHEMA.field(n) for n in V1_COLUMNS],
-                       metadata={"hud_ray.schema_version": "1"})
+    v1_types = {"subscores": pa.map_(pa.string(), pa.float64())}
+    schema = pa.schema([pa.field(n, v1_types[n]) if n in v1_types else SCHEMA.field(n)
+                        for n in V1_COLUMNS], metadata={"hud_ray.schema_version": "1"})
     table = pa.Table.from_pylist(rows, schema=schema)
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
         writer.write_table(table)
@@ -68,7 +69,9 @@ def _v1_row(i: int, reward: float | None, sample: int, group: str = "g1") -> dic
                          reward=reward, reward_valid=reward is not None, started_at=now,
                          ended_at=now, prompt_token_ids=[[1, 2]],
                          completion_token_ids=[[3]], completion_logprobs=[[-0.5]]).to_row()
-    return {k: full[k] for k in V1_COLUMNS}
+    row = {k: full[k] for k in V1_COLUMNS}
+    row["subscores"] = [("exact", reward)] if reward is not None else None  # a v1 map
+    return row
 
 
 @pytest.fixture
@@ -88,6 +91,7 @@ def test_schema_1_directory_reads_with_new_columns_null(old_run):
     row = table.to_pylist()[0]
     assert row["chunks"] is None and row["group_size"] is None and row["columns"] is None
     assert row["completion_token_ids"] == [[3]]  # old columns keep their values
+    assert row["subscores"] == [{"key": "exact", "value": 1.0}]  # a v1 map, as pairs
     via_dataset = dataset(old_run).to_table()
     assert via_dataset.num_rows == 2 and via_dataset["policy_version"].null_count == 2
     assert read(old_run, valid=True).num_rows == 2

@@ -8,6 +8,7 @@ import click
 
 from hud_ray import __version__
 from hud_ray.cli.eval import eval_command
+from hud_ray.cli.export import export_command
 from hud_ray.cli.fake_provider import fake_provider_command
 from hud_ray.cli.serve import serve_command, task_group
 from hud_ray.cli.validate import validate_command
@@ -27,3 +28,4 @@ main.add_command(validate_command)
 main.add_command(serve_command)
 main.add_command(task_group)
 main.add_command(fake_provider_command)
+main.add_command(export_command)

@@ -10,8 +10,9 @@ Schema 2 adds training columns: ``chunks`` holds the rollout's tokens as typed s
 plus ``group_size``, ``policy_version``, ``sampling``, ``logprobs_mode``,
 ``tokenizer``/``renderer``, the per-call time to first token, reasoning and cached token
 counts, and the task's extra ``columns`` (JSON); ``subscores`` becomes a list of
-``{key, value}`` pairs (an Arrow map before, which HF ``datasets`` cannot read). Parts written under schema 1 still read:
-:func:`upgrade_table` fills the new columns with nulls.
+``{key, value}`` pairs (an Arrow map before, which HF ``datasets`` cannot read). Parts
+written under schema 1 still read: :func:`upgrade_table` fills the new columns with
+nulls and casts the old map.
 
 Never reorder or retype a column without bumping :data:`SCHEMA_VERSION`.
 """

@@ -67,7 +67,7 @@ def test_polars(run, expected):
 
 def test_duckdb(run, expected):
     duckdb = pytest.importorskip("duckdb")
-    dataset = ds.dataset(run, format="arrow")  # noqa: F841 (duckdb scans it by name)
+    dataset = ds.dataset(run, format="arrow")
     con = duckdb.connect()
     table = con.sql("select * from dataset").arrow()
     table = table.read_all() if isinstance(table, pa.RecordBatchReader) else table

@@ -16,8 +16,7 @@ import pyarrow.dataset as ds
 
 from hud_ray.data.groups import GroupPolicy, GroupResult, apply_policy
 from hud_ray.errors import RecordError
-from hud_ray.records import SCHEMA
-from hud_ray.records import upgrade_table
+from hud_ray.records import SCHEMA, upgrade_table
 from hud_ray.sink import PART_GLOB, read_manifest, read_summary
 
 log = logging.getLogger(__name__)

@@ -29,21 +29,31 @@ class Segment:
     missing_logprobs: bool  # a trainable model chunk had no logprobs
 
 
+#: the columns the adapters read (converting only these keeps them fast)
+COLUMNS = ("trace_id", "group_id", "rollout_key", "prompt", "reward", "reward_valid",
+           "status", "stop_reason", "policy_version", "chunks", "advantage", "trainable_row")
+
+
+def pylist(table: pa.Table) -> list[dict[str, Any]]:
+    """``table`` rows as dicts, with just the columns the adapters use."""
+    return table.select([c for c in COLUMNS if c in table.column_names]).to_pylist()
+
+
 def _row_dicts(source: Any) -> Iterator[dict[str, Any]]:
     """Rows (with group columns) from a Group, groups, a table, or run directories."""
     from hud_ray.data.readers import Group, groups
 
     if isinstance(source, Group):
-        yield from source.rows.to_pylist()
+        yield from pylist(source.rows)
     elif isinstance(source, pa.Table):
         if "advantage" in source.column_names:
-            yield from source.to_pylist()
+            yield from pylist(source)
         else:
             for g in groups(source):
-                yield from g.rows.to_pylist()
+                yield from pylist(g.rows)
     elif isinstance(source, str | Path):
         for g in groups(source):
-            yield from g.rows.to_pylist()
+            yield from pylist(g.rows)
     elif isinstance(source, dict):
         yield source
     elif isinstance(source, Iterable):

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from hud_ray.adapters._segments import row_segments
+from hud_ray.adapters._segments import pylist, row_segments
 from hud_ray.errors import ConfigError
 
 #: hud-ray status -> slime ``Sample.Status`` value
@@ -78,7 +78,7 @@ def slime_groups(groups: Iterable[Any], *, reward: Literal["advantage", "raw"] =
     gi, index, rid = start_group, start_index, start_rollout
     for group in groups:
         entries: list[dict[str, Any] | list[dict[str, Any]]] = []
-        for row in group.rows.to_pylist():
+        for row in pylist(group.rows):
             trains = bool(row.get("trainable_row")) and row.get("advantage") is not None
             value = (float(row["advantage"] or 0.0) if reward == "advantage"
                      else float(row["reward"] or 0.0))

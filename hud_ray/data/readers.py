@@ -158,8 +158,7 @@ def _group_size_of(run_dir: PathLike | None) -> int | None:
 
 def make_group(rows: pa.Table, policy: GroupPolicy, *, size: int,
                run_dir: Path | None = None) -> Group:
-    """A :class:`Group` from the final rows of one complete group."""
-    rows = rows.sort_by("sample_index")
+    """A :class:`Group` from the final rows of one complete group, in sample order."""
     result = apply_policy(rows["reward"].to_pylist(), rows["reward_valid"].to_pylist(),
                           policy, size)
     n = rows.num_rows
@@ -179,7 +178,9 @@ class _Collector:
         self.policy = policy
         self.run_dir = run_dir
         self.default_size = _group_size_of(run_dir)
-        self.pending: dict[str, dict[int, pa.Table]] = {}
+        self.parts: dict[str, list[pa.Table]] = {}  # group id -> its row batches so far
+        self.where: dict[str, dict[int, int]] = {}  # group id -> sample -> row in concat
+        self.count: dict[str, int] = {}
         self.sizes: dict[str, int] = {}
         self.done: set[str] = set()
 
@@ -187,33 +188,44 @@ class _Collector:
         table = table.filter(pc.field("final"))
         if table.num_rows == 0:
             return []
-        touched: list[str] = []
+        # one sort (stable: a later final row for a sample stays later), then zero-copy
+        # slices per group
+        table = table.sort_by([("group_id", "ascending")])
         gids = table["group_id"].to_pylist()
         samples = table["sample_index"].to_pylist()
         sizes = table["group_size"].to_pylist()
-        for i, (gid, sample, size) in enumerate(zip(gids, samples, sizes, strict=True)):
+        spans: dict[str, tuple[int, int]] = {}
+        start = 0
+        for i in range(1, len(gids) + 1):
+            if i == len(gids) or gids[i] != gids[start]:
+                spans[gids[start]] = (start, i)
+                start = i
+        out = []
+        for gid, (lo, hi) in spans.items():
             if gid in self.done:
                 log.warning("group %s: a final row after the group completed (ignored)", gid)
                 continue
-            self.pending.setdefault(gid, {})[sample] = table.slice(i, 1)
-            size = size or self.default_size
-            if size:
-                self.sizes[gid] = size
-            touched.append(gid)
-        out = []
-        for gid in dict.fromkeys(touched):
-            size = self.sizes.get(gid)
-            members = self.pending.get(gid)
-            if size is None or members is None or len(members) < size:
+            self.parts.setdefault(gid, []).append(table.slice(lo, hi - lo))
+            where = self.where.setdefault(gid, {})
+            base = self.count.get(gid, 0)
+            for j in range(hi - lo):
+                where[samples[lo + j]] = base + j  # a later final row for a sample wins
+            self.count[gid] = base + hi - lo
+            size = sizes[hi - 1] or self.sizes.get(gid) or self.default_size
+            if not size:
                 continue
-            if any(s not in members for s in range(size)):
+            self.sizes[gid] = size
+            if any(s not in where for s in range(size)):
                 continue
-            rows = pa.concat_tables([members[s] for s in range(size)])
-            del self.pending[gid]
+            parts = self.parts.pop(gid)
+            order = [where[s] for s in range(size)]
+            rows = parts[0] if len(parts) == 1 and order == list(range(size)) else \
+                pa.concat_tables(parts).take(order)
+            del self.where[gid], self.count[gid]
             self.done.add(gid)
-            policy = self.policy or (group_policy_of(self.run_dir) if self.run_dir
-                                     else GroupPolicy())
-            out.append(make_group(rows, policy, size=size, run_dir=self.run_dir))
+            if self.policy is None:
+                self.policy = group_policy_of(self.run_dir) if self.run_dir else GroupPolicy()
+            out.append(make_group(rows, self.policy, size=size, run_dir=self.run_dir))
         return out
 
 

@@ -170,3 +170,36 @@ def test_sft_rows_take_the_best_valid_rollout(run):
         assert call["function"]["name"] == "think"
         assert isinstance(json.loads(call["function"]["arguments"]), dict)
     assert sft_rows(all_groups, min_reward=2.0) == []
+
+
+def test_slime_rollout_function_serves_complete_groups_in_order(run, monkeypatch):
+    import sys
+    import types
+    from types import SimpleNamespace
+
+    from hud_ray.adapters import slime_rollout
+
+    # slime itself needs Megatron/SGLang; its Sample.from_dict is stood in for here
+    fake = types.ModuleType("slime.utils.types")
+    fake.Sample = type("Sample", (), {"from_dict": staticmethod(
+        lambda d: SimpleNamespace(**d))})
+    for name in ("slime", "slime.utils"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, "slime.utils.types", fake)
+    monkeypatch.setattr(slime_rollout, "_state", {})
+    monkeypatch.delenv("HUD_RAY_SLIME_RUN", raising=False)
+    args = SimpleNamespace(rollout_batch_size=2)
+    with pytest.raises(ConfigError, match="HUD_RAY_SLIME_RUN"):
+        slime_rollout.generate_rollout(args, 0)
+    monkeypatch.setenv("HUD_RAY_SLIME_RUN", str(run))
+    first = slime_rollout.generate_rollout(args, 0)
+    second = slime_rollout.generate_rollout(args, 1)
+    assert [len(g) for g in first] == [4, 4] and [len(g) for g in second] == [4]
+
+    def flat(batch):
+        return [s for g in batch for e in g for s in (e if isinstance(e, list) else [e])]
+
+    samples = flat(first) + flat(second)
+    assert [s.index for s in samples] == list(range(len(samples)))
+    assert [s.group_index for s in flat(second)] == [2] * len(flat(second))
+    assert all(len(s.loss_mask) == s.response_length for s in samples)

@@ -10,6 +10,7 @@ import pytest
 
 from hud_ray import SCHEMA, read_rollouts
 from hud_ray.data import dataset, groups, read
+from hud_ray.errors import RecordError
 from hud_ray.records import RolloutRecord, build_chunks
 from hud_ray.sink import ArrowSink
 
@@ -114,3 +115,27 @@ def test_schema_1_run_resumed_under_schema_2_reads_as_one(old_run):
     assert table.num_rows == 3 and table["chunks"].null_count == 2
     assert dataset(old_run).to_table().num_rows == 3
     assert sorted(g.group_id for g in groups(old_run)) == ["g1", "g2"]
+
+
+def test_many_runs_and_a_sweep_folder_open_as_one_dataset(tmp_path, old_run):
+    sweep = tmp_path / "sweep"
+    for name in ("a", "nested/b"):
+        sink = ArrowSink(sweep / name)
+        sink.open({"run_id": name, "config": {"group_size": 1}})
+        now = datetime.now(UTC)
+        sink.write([RolloutRecord(run_id=name, trace_id=f"{name}-0", rollout_key="s#0",
+                                  slug="s", env="e", template_id="t", args="{}",
+                                  group_id=f"g-{name}", sample_index=0, attempt=0, final=True,
+                                  agent="a", status="ok", reward=1.0, reward_valid=True,
+                                  started_at=now, ended_at=now, group_size=1,
+                                  policy_version=3 if name == "a" else 5)])
+        sink.close()
+    assert dataset(sweep).to_table().num_rows == 2
+    assert read([sweep, old_run]).num_rows == 4
+    assert read(sweep, policy_versions=(4, None))["run_id"].to_pylist() == ["nested/b"]
+    assert len(list(groups(sweep))) == 2
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RecordError, match="no hud-ray run directories"):
+        dataset(tmp_path / "empty")
+    with pytest.raises(RecordError, match="not a run directory"):
+        dataset(tmp_path / "missing")

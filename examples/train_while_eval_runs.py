@@ -52,11 +52,11 @@ def run_eval_process(options: dict[str, Any]) -> None:
 def batch_of(datums: list[TinkerDatum]) -> dict[str, np.ndarray]:
     """Right-padded ``(B, T)`` arrays; padding has weight 0."""
     width = max(len(d.model_input) for d in datums)
-    out = {"input_tokens": np.zeros((len(datums), width), np.int64),
-           "target_tokens": np.zeros((len(datums), width), np.int64),
-           "logprobs": np.zeros((len(datums), width), np.float32),
-           "advantages": np.zeros((len(datums), width), np.float32),
-           "mask": np.zeros((len(datums), width), np.float32)}
+    shape = (len(datums), width)
+    out: dict[str, np.ndarray] = {
+        "input_tokens": np.zeros(shape, np.int64), "target_tokens": np.zeros(shape, np.int64),
+        "logprobs": np.zeros(shape, np.float32), "advantages": np.zeros(shape, np.float32),
+        "mask": np.zeros(shape, np.float32)}
     for i, d in enumerate(datums):
         n = len(d.model_input)
         out["input_tokens"][i, :n] = d.model_input

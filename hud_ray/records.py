@@ -222,7 +222,8 @@ def build_chunks(prompt_ids: list[list[int]] | None, completion_ids: list[list[i
     completion) adds only its new tokens as an ``env`` chunk; a prompt that does not (the
     template dropped earlier reasoning, a message was re-rendered) starts a new segment
     with that prompt as its ``prompt`` chunk. Logprobs whose length does not match their
-    tokens are dropped (null), never padded.
+    tokens are dropped (null), never padded; a completion whose prompt ids are missing is
+    kept but not ``trainable``.
     """
     if not completion_ids:
         return None
@@ -232,6 +233,7 @@ def build_chunks(prompt_ids: list[list[int]] | None, completion_ids: list[list[i
     for turn, completion in enumerate(completion_ids):
         prompt = list((prompt_ids[turn] if prompt_ids and turn < len(prompt_ids) else None)
                       or ())
+        known = bool(prompt)  # without its prompt a completion cannot be trained on
         if segment >= 0 and len(prompt) >= len(seq) and prompt[:len(seq)] == seq:
             if len(prompt) > len(seq):
                 chunks.append(_chunk(segment, turn, "env", prompt[len(seq):]))
@@ -243,7 +245,7 @@ def build_chunks(prompt_ids: list[list[int]] | None, completion_ids: list[list[i
         finish = finish_reasons[turn] if finish_reasons and turn < len(finish_reasons) else None
         chunks.append(_chunk(segment, turn, "model", list(completion),
                              lp if lp is not None and len(lp) == len(completion) else None,
-                             trainable=True, finish=finish))
+                             trainable=known, finish=finish))
     return chunks
 
 

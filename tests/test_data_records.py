@@ -49,6 +49,9 @@ def test_chunks_drop_misaligned_logprobs_and_handle_no_tokens():
     chunks = build_chunks([[1]], [[5, 6]], [[-0.1]])  # one logprob for two tokens
     assert chunks[1]["logprobs"] is None
     assert build_chunks(None, None) is None and build_chunks([], []) is None
+    no_prompt = build_chunks([[], [1, 2]], [[5], [6]], [[-0.1], [-0.2]])
+    assert [(c["kind"], c["trainable"]) for c in no_prompt if c["kind"] == "model"] == \
+        [("model", False), ("model", True)]
 
 
 def _old_part(path, rows: list[dict]) -> None:

@@ -289,7 +289,7 @@ class RolloutWorker:
             reasoning_tokens=usage.get("reasoning_tokens"),
             cached_tokens=usage.get("cached_tokens"),
             columns=self._columns_json[spec.task_index],
-            sampling=_sampling(config),
+            sampling=_sampling(config) if getattr(self.agent, "needs_model", False) else None,
             # the declared mode (raw | processed) is stamped by the driver, which knows it
             logprobs_mode=None if has_logprobs else "none",
             chunks=chunks,

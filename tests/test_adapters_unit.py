@@ -90,3 +90,12 @@ def test_groups_over_a_table_need_no_run_directory():
     assert set(found) == {"a"}  # b is still missing a member
     assert found["a"].rows["advantage"].to_pylist() == [0.5, -0.5]
     assert isinstance(found["a"].rows, pa.Table)
+
+
+def test_rows_without_token_data_are_a_clear_error_not_an_empty_batch():
+    table = to_table([row(0, 1.0), row(1, 0.0)])  # e.g. an oracle run, no token ids
+    [group] = list(groups(table))
+    with pytest.raises(RecordError, match="no token data to train on"):
+        tinker_datums(group)
+    with pytest.raises(RecordError, match="return_token_ids"):
+        slime_groups([group])

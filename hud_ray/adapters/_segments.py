@@ -69,10 +69,15 @@ def row_segments(row: dict[str, Any], *, advantage: float | None = None,
 
     The row's advantage is ``advantage`` or its ``advantage`` column; a chunk's own
     ``advantage`` overrides it. A row that does not train (``trainable_row`` false, or no
-    advantage) gives no segments unless ``include_masked`` (then its mask is all zero)."""
+    advantage) gives no segments unless ``include_masked`` (then its mask is all zero); a
+    row that trains but has no token chunks is a :class:`RecordError`."""
     chunks: Sequence[dict[str, Any]] = row.get("chunks") or ()
     adv = row.get("advantage") if advantage is None else advantage
     trains = bool(row.get("trainable_row", adv is not None)) and adv is not None
+    if trains and row.get("chunks") is None:
+        raise RecordError(f"rollout {row.get('trace_id')}: no token data to train on (run a "
+                          "model agent with return_token_ids against a server that returns "
+                          "token ids, e.g. vLLM or sglang)")
     if not chunks or not (trains or include_masked):
         return []
     by_segment: dict[int, list[dict[str, Any]]] = {}

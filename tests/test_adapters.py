@@ -54,6 +54,14 @@ def test_tinker_datums_follow_the_shift_rules(run):
         assert not d.loss_fn_inputs["logprobs"][off].any()
         assert (d.loss_fn_inputs["advantages"][~off] ==
                 np.float32(rows[d.trace_id]["advantage"])).all()
+    # the row-dict path and the columnar fast path agree exactly
+    slow = tinker_datums([r for g in kept for r in g.rows.to_pylist()])
+    assert len(slow) == len(datums)
+    for a, b in zip(slow, datums, strict=True):
+        assert np.array_equal(a.model_input, b.model_input) and np.array_equal(a.mask, b.mask)
+        for key in a.loss_fn_inputs:
+            assert a.loss_fn_inputs[key].dtype == b.loss_fn_inputs[key].dtype
+            assert np.array_equal(a.loss_fn_inputs[key], b.loss_fn_inputs[key])
     ce = tinker_datums(kept, loss_fn="cross_entropy")
     assert [tuple(d.loss_fn_inputs) for d in ce] == [("target_tokens", "weights")] * len(ce)
     assert all((d.loss_fn_inputs["weights"] == d.mask).all() for d in ce)

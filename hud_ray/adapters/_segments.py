@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from hud_ray.errors import RecordError
+from hud_ray.records import CHUNK
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,33 +35,110 @@ COLUMNS = ("trace_id", "group_id", "rollout_key", "prompt", "reward", "reward_va
            "status", "stop_reason", "policy_version", "chunks", "advantage", "trainable_row")
 
 
-def pylist(table: pa.Table) -> list[dict[str, Any]]:
+def pylist(table: pa.Table, *, chunks: bool = True) -> list[dict[str, Any]]:
     """``table`` rows as dicts, with just the columns the adapters use."""
-    return table.select([c for c in COLUMNS if c in table.column_names]).to_pylist()
+    keep = [c for c in COLUMNS if c in table.column_names and (chunks or c != "chunks")]
+    return table.select(keep).to_pylist()
 
 
-def _row_dicts(source: Any) -> Iterator[dict[str, Any]]:
-    """Rows (with group columns) from a Group, groups, a table, or run directories."""
+def tables(source: Any) -> Iterator[pa.Table | dict[str, Any]]:
+    """Row tables (with group columns) from a Group, groups, a table, run directories,
+    or single row dicts."""
     from hud_ray.data.readers import Group, groups
 
     if isinstance(source, Group):
-        yield from pylist(source.rows)
+        yield source.rows
     elif isinstance(source, pa.Table):
         if "advantage" in source.column_names:
-            yield from pylist(source)
+            yield source
         else:
             for g in groups(source):
-                yield from pylist(g.rows)
+                yield g.rows
     elif isinstance(source, str | Path):
         for g in groups(source):
-            yield from pylist(g.rows)
+            yield g.rows
     elif isinstance(source, dict):
         yield source
     elif isinstance(source, Iterable):
         for item in source:
-            yield from _row_dicts(item)
+            yield from tables(item)
     else:
         raise RecordError(f"cannot read rows from {type(source).__name__}")
+
+
+def segments(source: Any, *, include_masked: bool = False) -> Iterator[Segment]:
+    """Every training segment of ``source``, row by row, in order."""
+    for item in tables(source):
+        if isinstance(item, dict):
+            yield from row_segments(item, include_masked=include_masked)
+        else:
+            for _, segs in table_segments(item, include_masked=include_masked):
+                yield from segs
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    segment: int
+    kind: str
+    tokens: np.ndarray
+    logprobs: np.ndarray | None
+    trainable: bool
+    advantage: float | None
+
+
+def _no_tokens(trace_id: Any) -> RecordError:
+    return RecordError(f"rollout {trace_id}: no token data to train on (run a model agent "
+                       "with return_token_ids against a server that returns token ids, e.g. "
+                       "vLLM or sglang)")
+
+
+def _trains(meta: dict[str, Any], advantage: float | None) -> tuple[bool, float | None]:
+    adv = meta.get("advantage") if advantage is None else advantage
+    return bool(meta.get("trainable_row", adv is not None)) and adv is not None, adv
+
+
+def _build(trace_id: str, group_id: str, chunks: Sequence[_Chunk], trains: bool,
+           adv: float | None) -> list[Segment]:
+    by_segment: dict[int, list[_Chunk]] = {}
+    for c in chunks:
+        by_segment.setdefault(c.segment, []).append(c)
+    out = []
+    for seg, parts in sorted(by_segment.items()):
+        if not any(c.kind == "model" for c in parts):
+            continue
+        lps: list[np.ndarray] = []
+        mask: list[np.ndarray] = []
+        advs: list[np.ndarray] = []
+        prompt_len: int | None = None
+        seen = 0
+        missing = False
+        for c in parts:
+            n = len(c.tokens)
+            if c.kind == "model":
+                if prompt_len is None:
+                    prompt_len = seen
+                on = trains and c.trainable
+                if c.logprobs is None:
+                    missing = missing or on
+                    lps.append(np.zeros(n, np.float32))
+                else:
+                    lps.append(c.logprobs)
+                mask.append(np.full(n, 1.0 if on else 0.0, np.float32))
+                a = c.advantage if c.advantage is not None else (adv or 0.0)
+                advs.append(np.full(n, float(a) if on else 0.0, np.float32))
+            else:
+                zero = np.zeros(n, np.float32)
+                lps.append(zero)
+                mask.append(zero)
+                advs.append(zero)
+            seen += n
+        out.append(Segment(
+            trace_id=trace_id, group_id=group_id, segment=seg,
+            tokens=np.concatenate([c.tokens for c in parts]).astype(np.int64),
+            logprobs=np.concatenate(lps).astype(np.float32, copy=False),
+            mask=np.concatenate(mask), advantages=np.concatenate(advs),
+            prompt_len=prompt_len or 0, missing_logprobs=missing))
+    return out
 
 
 def row_segments(row: dict[str, Any], *, advantage: float | None = None,
@@ -71,54 +149,66 @@ def row_segments(row: dict[str, Any], *, advantage: float | None = None,
     ``advantage`` overrides it. A row that does not train (``trainable_row`` false, or no
     advantage) gives no segments unless ``include_masked`` (then its mask is all zero); a
     row that trains but has no token chunks is a :class:`RecordError`."""
-    chunks: Sequence[dict[str, Any]] = row.get("chunks") or ()
-    adv = row.get("advantage") if advantage is None else advantage
-    trains = bool(row.get("trainable_row", adv is not None)) and adv is not None
+    trains, adv = _trains(row, advantage)
     if trains and row.get("chunks") is None:
-        raise RecordError(f"rollout {row.get('trace_id')}: no token data to train on (run a "
-                          "model agent with return_token_ids against a server that returns "
-                          "token ids, e.g. vLLM or sglang)")
-    if not chunks or not (trains or include_masked):
+        raise _no_tokens(row.get("trace_id"))
+    if not row.get("chunks") or not (trains or include_masked):
         return []
-    by_segment: dict[int, list[dict[str, Any]]] = {}
-    for c in chunks:
-        by_segment.setdefault(c["segment"], []).append(c)
+    chunks = [_Chunk(c["segment"], c["kind"], np.asarray(c["tokens"] or [], np.int64),
+                     None if c.get("logprobs") is None
+                     else np.asarray(c["logprobs"], np.float32),
+                     bool(c["trainable"]), c.get("advantage")) for c in row["chunks"]]
+    return _build(row["trace_id"], row["group_id"], chunks, trains, adv)
+
+
+_FIELDS = [f.name for f in CHUNK]
+
+
+def table_segments(table: pa.Table, *, include_masked: bool = False
+                   ) -> list[tuple[int, list[Segment]]]:
+    """:func:`row_segments` for every row of ``table`` at once, reading the token and
+    logprob buffers as NumPy views instead of Python lists (the fast path)."""
+    names = [c for c in ("trace_id", "group_id", "advantage", "trainable_row")
+             if c in table.column_names]
+    meta = table.select(names).to_pylist()
+    if "chunks" not in table.column_names or table.num_rows == 0:
+        lists = pa.nulls(table.num_rows, pa.list_(CHUNK))
+    else:
+        lists = table["chunks"].combine_chunks()
+    offs = lists.offsets.to_numpy()
+    has = lists.is_valid().to_numpy(zero_copy_only=False)
+    flat = lists.flatten()
+    fields = dict(zip(_FIELDS, flat.flatten(), strict=True)) if len(flat) else {}
+    if fields:
+        segment = fields["segment"].to_numpy(zero_copy_only=False)
+        kind = fields["kind"].to_pylist()
+        trainable = fields["trainable"].to_numpy(zero_copy_only=False)
+        chunk_adv = fields["advantage"].to_pylist()
+        tok = fields["tokens"]
+        tok_offs = tok.offsets.to_numpy()
+        tok_vals = tok.flatten().to_numpy()
+        lp = fields["logprobs"]
+        lp_offs = lp.offsets.to_numpy()
+        lp_vals = lp.flatten().to_numpy(zero_copy_only=False)
+        lp_ok = lp.is_valid().to_numpy(zero_copy_only=False)
     out = []
-    for seg, parts in sorted(by_segment.items()):
-        if not any(c["kind"] == "model" for c in parts):
+    base = offs[0] if len(offs) else 0
+    for i, row in enumerate(meta):
+        trains, adv = _trains(row, None)
+        if trains and not has[i]:
+            raise _no_tokens(row.get("trace_id"))
+        lo, hi = offs[i] - base, offs[i + 1] - base
+        if not has[i] or lo == hi or not (trains or include_masked):
+            out.append((i, []))
             continue
-        tokens: list[int] = []
-        lps: list[float] = []
-        mask: list[float] = []
-        advs: list[float] = []
-        prompt_len = None
-        missing = False
-        for c in parts:
-            toks = c["tokens"] or []
-            n = len(toks)
-            tokens.extend(toks)
-            if c["kind"] == "model":
-                if prompt_len is None:
-                    prompt_len = len(tokens) - n
-                on = trains and c["trainable"]
-                lp = c.get("logprobs")
-                if lp is None:
-                    missing = missing or on
-                    lp = [0.0] * n
-                lps.extend(lp)
-                mask.extend([1.0 if on else 0.0] * n)
-                a = c.get("advantage")
-                value = float(a if a is not None else (adv or 0.0)) if on else 0.0
-                advs.extend([value] * n)
-            else:
-                lps.extend([0.0] * n)
-                mask.extend([0.0] * n)
-                advs.extend([0.0] * n)
-        out.append(Segment(
-            trace_id=row["trace_id"], group_id=row["group_id"], segment=seg,
-            tokens=np.asarray(tokens, dtype=np.int64),
-            logprobs=np.asarray(lps, dtype=np.float32),
-            mask=np.asarray(mask, dtype=np.float32),
-            advantages=np.asarray(advs, dtype=np.float32),
-            prompt_len=prompt_len or 0, missing_logprobs=missing))
+        chunks = []
+        for j in range(lo, hi):
+            t0, t1 = tok_offs[j] - tok_offs[0], tok_offs[j + 1] - tok_offs[0]
+            lpv = None
+            if lp_ok[j]:
+                l0, l1 = lp_offs[j] - lp_offs[0], lp_offs[j + 1] - lp_offs[0]
+                lpv = lp_vals[l0:l1]
+            chunks.append(_Chunk(int(segment[j]), kind[j], tok_vals[t0:t1], lpv,
+                                 bool(trainable[j]), chunk_adv[j]))
+        out.append((i, _build(row["trace_id"], row["group_id"], chunks, trains, adv)))
     return out

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from hud_ray.adapters._segments import pylist, row_segments
+from hud_ray.adapters._segments import pylist, table_segments
 from hud_ray.errors import ConfigError
 
 #: hud-ray status -> slime ``Sample.Status`` value
@@ -78,13 +78,15 @@ def slime_groups(groups: Iterable[Any], *, reward: Literal["advantage", "raw"] =
     gi, index, rid = start_group, start_index, start_rollout
     for group in groups:
         entries: list[dict[str, Any] | list[dict[str, Any]]] = []
-        for row in pylist(group.rows):
+        rows = pylist(group.rows, chunks=False)
+        segs_of = dict(table_segments(group.rows, include_masked=True))
+        for i, row in enumerate(rows):
             trains = bool(row.get("trainable_row")) and row.get("advantage") is not None
             value = (float(row["advantage"] or 0.0) if reward == "advantage"
                      else float(row["reward"] or 0.0))
             if not trains and reward == "advantage":
                 value = 0.0
-            segs = row_segments(row, include_masked=True)
+            segs = segs_of[i]
             if not segs:
                 entries.append(_placeholder(row, gi, index, rid, value))
                 index += 1

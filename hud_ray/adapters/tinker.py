@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hud_ray.adapters._segments import _row_dicts, row_segments
+from hud_ray.adapters._segments import segments
 from hud_ray.errors import ConfigError, RecordError
 
 LossFn = Literal["cross_entropy", "importance_sampling", "ppo", "cispo"]
@@ -70,21 +70,20 @@ def tinker_datums(source: Any, *, loss_fn: LossFn = "importance_sampling",
     if loss_fn not in LOSS_KEYS:
         raise ConfigError(f"unknown Tinker loss {loss_fn!r}; one of {', '.join(LOSS_KEYS)}")
     out: list[TinkerDatum] = []
-    for row in _row_dicts(source):
-        for seg in row_segments(row, include_masked=include_masked):
-            if len(seg.tokens) < 2:
-                continue
-            if loss_fn != "cross_entropy" and seg.missing_logprobs:
-                raise RecordError(f"rollout {seg.trace_id}: no sampler logprobs on trainable "
-                                  f"tokens; {loss_fn} needs them (run with "
-                                  "return_token_ids, or use cross_entropy)")
-            inputs: dict[str, np.ndarray] = {"target_tokens": seg.tokens[1:].copy()}
-            if loss_fn == "cross_entropy":
-                inputs["weights"] = seg.mask[1:].copy()
-            else:
-                inputs["logprobs"] = seg.logprobs[1:].copy()
-                inputs["advantages"] = seg.advantages[1:].copy()
-            out.append(TinkerDatum(model_input=seg.tokens[:-1].copy(), loss_fn_inputs=inputs,
-                                   mask=seg.mask[1:].copy(), trace_id=seg.trace_id,
-                                   group_id=seg.group_id, segment=seg.segment))
+    for seg in segments(source, include_masked=include_masked):
+        if len(seg.tokens) < 2:
+            continue
+        if loss_fn != "cross_entropy" and seg.missing_logprobs:
+            raise RecordError(f"rollout {seg.trace_id}: no sampler logprobs on trainable "
+                              f"tokens; {loss_fn} needs them (run with "
+                              "return_token_ids, or use cross_entropy)")
+        inputs: dict[str, np.ndarray] = {"target_tokens": seg.tokens[1:].copy()}
+        if loss_fn == "cross_entropy":
+            inputs["weights"] = seg.mask[1:].copy()
+        else:
+            inputs["logprobs"] = seg.logprobs[1:].copy()
+            inputs["advantages"] = seg.advantages[1:].copy()
+        out.append(TinkerDatum(model_input=seg.tokens[:-1].copy(), loss_fn_inputs=inputs,
+                               mask=seg.mask[1:].copy(), trace_id=seg.trace_id,
+                               group_id=seg.group_id, segment=seg.segment))
     return out

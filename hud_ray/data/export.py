@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from hud_ray.data.groups import GroupPolicy
+from hud_ray.data.policy import GroupPolicy
 from hud_ray.data.readers import Group, dataset, groups
 from hud_ray.errors import ConfigError, RecordError
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from hud_ray.data.groups import GroupPolicy, GroupResult, apply_policy
+from hud_ray.data.policy import GroupPolicy, GroupResult, apply_policy
 from hud_ray.errors import RecordError
 from hud_ray.records import SCHEMA, upgrade_table
 from hud_ray.sink import PART_GLOB, read_manifest, read_summary

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hud_ray.data.groups import GroupPolicy
+from hud_ray.data.policy import GroupPolicy
 from hud_ray.types import AgentConfig, AgentSpec
 
 

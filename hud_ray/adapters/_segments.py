@@ -191,7 +191,7 @@ def table_segments(table: pa.Table, *, include_masked: bool = False
         lp_offs = lp.offsets.to_numpy()
         lp_vals = lp.flatten().to_numpy(zero_copy_only=False)
         lp_ok = lp.is_valid().to_numpy(zero_copy_only=False)
-    out = []
+    out: list[tuple[int, list[Segment]]] = []
     base = offs[0] if len(offs) else 0
     for i, row in enumerate(meta):
         trains, adv = _trains(row, None)

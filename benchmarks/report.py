@@ -20,9 +20,9 @@ def write_report(r: dict[str, Any], path: Path) -> None:
              f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB; "
              f"Python {m.get('python')}, Ray {m.get('ray')}, kernel {m.get('kernel')}.", "",
              "Reproduce: `make bench` (all sections; one with `python -m benchmarks.run --full "
-             "--only limit|memory|latency|sink|ssh|hud`), `make bench-quick` (the CI guard: "
-             "hud-ray vs the bare loop on 4,000 rollouts, failing below half the ratio recorded "
-             "in `benchmarks/baseline.json`). The local provider runs as its own process "
+             "--only limit|memory|latency|sink|training|ssh|hud`), `make bench-quick` (the CI "
+             "guard: hud-ray vs the bare loop on 4,000 rollouts, failing below half the ratio "
+             "recorded in `benchmarks/baseline.json`). The local provider runs as its own process "
              "(`hud-ray fake-provider`); each measured run is a fresh child process.", ""]
     lim = r.get("limit", {})
     lines += ["## Throughput and the limit", ""]
@@ -81,6 +81,18 @@ def write_report(r: dict[str, Any], path: Path) -> None:
     else:
         lines += [f"{sink['rows']} rows: {sink['rows_per_s']} rows/s, {sink['bytes_per_row']} "
                   f"bytes/row; resume scan of the run directory {sink['resume_scan_s']} s.", ""]
+    tr = r.get("training", {})
+    lines += ["## Training data", ""]
+    if "error" in tr or not tr:
+        lines += [f"not measured: {tr.get('error', 'section not run')}", ""]
+    else:
+        lines += [f"{tr['rows']} rollouts of 3 tool-using turns ({tr['tokens_per_row']} "
+                  f"tokens each): the `chunks` column adds {tr['added_bytes_per_row']} "
+                  f"bytes/row ({tr['bytes_per_row_without_chunks']} -> "
+                  f"{tr['bytes_per_row_with_chunks']}). Run directory -> complete groups "
+                  f"with advantages {tr['groups_rows_per_s']} rows/s; -> Tinker datums "
+                  f"{tr['tinker_rows_per_s']} rows/s ({tr['tinker_end_to_end_rows_per_s']} "
+                  f"rows/s end to end); -> slime samples {tr['slime_rows_per_s']} rows/s.", ""]
     ssh = r.get("ssh", {})
     lines += ["## ssh sandboxes", ""]
     if "error" in ssh or not ssh:

@@ -56,6 +56,7 @@ def full(only: set[str] | None) -> int:
             ("memory", sections.driver_memory),
             ("latency", sections.latency_bound),
             ("sink", sections.sink),
+            ("training", sections.training),
             ("ssh", sections.ssh),
             ("hud", sections.hud_side_by_side)]
     for name, fn in plan:

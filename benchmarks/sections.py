@@ -125,6 +125,12 @@ def sink(*, rows: int = 100_000) -> dict[str, Any]:
             round(s.bytes_written / rows, 1), "resume_scan_s": round(scan_s, 3)}
 
 
+def training() -> dict[str, Any]:
+    from benchmarks.training import training as run
+
+    return run()
+
+
 def ssh() -> dict[str, Any]:
     from benchmarks import ssh_bench
 

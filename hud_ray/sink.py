@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hud_ray.errors import RecordError
-from hud_ray.records import SCHEMA, SCHEMA_VERSION, RolloutRecord
+from hud_ray.records import SCHEMA, SCHEMA_VERSION, RolloutRecord, upgrade_table
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,8 @@ def _parts(directory: Path) -> list[Path]:
 
 
 def read_rollouts(directory: str | os.PathLike[str]) -> pa.Table:
-    """All rows written so far to a run directory (works mid-run)."""
+    """All rows written so far to a run directory (works mid-run), in the current schema
+    (parts written by an older schema version get the newer columns as nulls)."""
     path = Path(directory)
     if not path.is_dir():
         raise RecordError(f"{path}: not a run directory")
@@ -52,7 +53,7 @@ def read_rollouts(directory: str | os.PathLike[str]) -> pa.Table:
     for part in _parts(path):
         try:
             with pa.memory_map(str(part)) as source:
-                tables.append(pa.ipc.open_file(source).read_all())
+                tables.append(upgrade_table(pa.ipc.open_file(source).read_all()))
         except (pa.ArrowInvalid, OSError) as exc:
             raise RecordError(f"{part}: unreadable Arrow part: {exc}") from None
     if not tables:

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from hud_ray import read_rollouts
+from hud_ray import SCHEMA_VERSION, read_rollouts
 from hud_ray.engine import EvalConfig, run_eval_async
 from hud_ray.errors import RecordError
 
@@ -36,7 +36,7 @@ async def test_letters_oracle_groups(ray_session, tmp_path, root):
     assert json.loads(rows[0]["args"])  # args as JSON text
     assert result.summary["pass@3"] == 1.0 and result.summary["mean_reward"] == 1.0
     manifest = json.loads((result.out_dir / "_manifest.json").read_text())
-    assert manifest["schema_version"] == "1" and manifest["taskset_digest"]
+    assert manifest["schema_version"] == SCHEMA_VERSION and manifest["taskset_digest"]
 
 
 async def test_nop_on_quickstart_scores_zero(ray_session, tmp_path, fixtures):

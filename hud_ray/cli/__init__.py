@@ -13,6 +13,7 @@ from hud_ray.cli._options import fail, one_line
 from hud_ray.cli._render import echo_err
 from hud_ray.cli.build import build_command
 from hud_ray.cli.eval import eval_command
+from hud_ray.cli.export import export_command
 from hud_ray.cli.fake_provider import fake_provider_command
 from hud_ray.cli.jobs import jobs_group
 from hud_ray.cli.serve import serve_command, task_group
@@ -86,3 +87,4 @@ main.add_command(submit_command)
 main.add_command(jobs_group)
 main.add_command(sweep_command)
 main.add_command(build_command)
+main.add_command(export_command)

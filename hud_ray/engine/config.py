@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hud_ray.data.policy import GroupPolicy
 from hud_ray.types import AgentConfig, AgentSpec
 
 
@@ -53,6 +54,17 @@ class EvalConfig(BaseModel):
             where = ".".join(str(p) for p in err["loc"])
             raise ValueError(f"{where}: {err['msg']} (got {err.get('input')!r})") from None
         return value
+    # training metadata stamped on every row, and how groups become advantages
+    policy_version: int | None = None
+    tokenizer: str | None = None
+    renderer: str | None = None
+    logprobs_mode: Literal["raw", "processed"] = "raw"
+    group_policy: GroupPolicy = Field(default_factory=GroupPolicy)
+
+    @field_validator("group_policy", mode="before")
+    @classmethod
+    def _group_policy(cls, value: Any) -> GroupPolicy:
+        return GroupPolicy.parse(value)
 
     def agent_spec(self) -> AgentSpec:
         return AgentSpec(name=self.agent, model=self.model, base_url=self.base_url,

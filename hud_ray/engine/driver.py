@@ -175,7 +175,8 @@ class Driver:
         return {"run_id": run_id, "config": stored, "config_digest": cfg.digest(),
                 "taskset": taskset.name, "taskset_digest": taskset.digest(),
                 "tasks": len(taskset), "created_at": datetime.now(UTC).isoformat(),
-                "resumed_from_rows": resume.rows if resume else 0}
+                "resumed_from_rows": resume.rows if resume else 0,
+                "group_policy": cfg.group_policy.model_dump(mode="json")}
 
     def _spawn(self, run_id: str, taskset: Taskset, index: int) -> Any:
         cfg = self.config
@@ -344,8 +345,14 @@ class Driver:
         low_water = max(1, chunk // 4)
         self._load = dict.fromkeys(range(n), 0)
 
+        stamp = {"group_size": cfg.group_size, "policy_version": cfg.policy_version,
+                 "tokenizer": cfg.tokenizer, "renderer": cfg.renderer}
+
         def handle(rows: list[dict[str, Any]]) -> None:
             for row in rows:
+                row.update(stamp)
+                if row.get("logprobs_mode") is None:
+                    row["logprobs_mode"] = cfg.logprobs_mode if row.get("chunks") else "none"
                 retry = (row["status"] in ("infra_error", "cancelled") and row["retryable"]
                          and row["attempt"] < cfg.max_retries and not self._stopping)
                 row["final"] = not retry and row["status"] != "cancelled"

@@ -31,10 +31,18 @@ from hud_ray.errors import (
     ProviderError,
     RolloutTimeout,
 )
-from hud_ray.records import RolloutRecord
+from hud_ray.records import RolloutRecord, build_chunks
 from hud_ray.sandbox import Sandbox
 from hud_ray.task import Task, canonical_args_json
-from hud_ray.types import AgentContext, AgentResult, AgentSpec, Grade, Prompt, StopReason
+from hud_ray.types import (
+    AgentConfig,
+    AgentContext,
+    AgentResult,
+    AgentSpec,
+    Grade,
+    Prompt,
+    StopReason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +80,8 @@ class RolloutWorker:
         self.batch_window = batch_window
         self.batch_max = batch_max
         self._args_json = [canonical_args_json(t.args) for t in self.tasks]
+        self._columns_json = [json.dumps(t.columns, default=str) if t.columns else None
+                              for t in self.tasks]
 
     async def close(self) -> None:
         await self.agent.close()
@@ -238,6 +248,10 @@ class RolloutWorker:
         result = state.result
         ended = time.time()
         usage = result.usage if result is not None else {}
+        config = state.ctx.config if state.ctx is not None else \
+            self.agent_spec.config.merged(task.agent_config)
+        chunks = _chunks(result) if result is not None else None
+        has_logprobs = any(c["logprobs"] is not None for c in chunks or ())
         record = RolloutRecord(
             run_id=self.run_id, trace_id=spec.trace_id, rollout_key=spec.key, slug=spec.slug,
             env=task.env, template_id=task.id, args=self._args_json[spec.task_index],
@@ -271,6 +285,15 @@ class RolloutWorker:
             completion_token_ids=result.completion_token_ids if result is not None else None,
             completion_logprobs=result.completion_logprobs if result is not None else None,
             worker=self.worker_name,
+            first_token_latencies=result.first_token_latencies or None
+            if result is not None else None,
+            reasoning_tokens=usage.get("reasoning_tokens"),
+            cached_tokens=usage.get("cached_tokens"),
+            columns=self._columns_json[spec.task_index],
+            sampling=_sampling(config) if getattr(self.agent, "needs_model", False) else None,
+            # the declared mode (raw | processed) is stamped by the driver, which knows it
+            logprobs_mode=None if has_logprobs else "none",
+            chunks=chunks,
         )
         return record.to_row()
 
@@ -298,6 +321,36 @@ class _RolloutState:
         if self.result is None and self.ctx is not None and self.ctx.partial is not None:
             self.result = self.ctx.partial
             self.result.stop_reason = stop_reason
+
+
+def _sampling(config: AgentConfig) -> dict[str, Any]:
+    """The sampling parameters a rollout's model calls were made with."""
+    extra = config.model_extra or {}
+
+    def num(key: str, kind: type) -> Any:
+        value = getattr(config, key, None) if key in AgentConfig.model_fields else extra.get(key)
+        try:
+            return kind(value) if value is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    return {"temperature": num("temperature", float), "top_p": num("top_p", float),
+            "top_k": num("top_k", int), "max_tokens": num("max_tokens", int),
+            "seed": num("seed", int)}
+
+
+def _chunks(result: AgentResult) -> list[dict[str, Any]] | None:
+    """The rollout's token chunks from the engine's own per-call ids and logprobs."""
+    if not result.completion_token_ids:
+        return None
+    calls = [s for s in result.steps if s.get("role") == "assistant"]
+    finishes: list[str | None] | None = None
+    if len(calls) == len(result.completion_token_ids):
+        finishes = ["tool_calls" if s.get("tool_calls") else "stop" for s in calls]
+        if result.stop_reason == "length" and finishes:
+            finishes[-1] = "length"
+    return build_chunks(result.prompt_token_ids, result.completion_token_ids,
+                        result.completion_logprobs, finishes)
 
 
 def _classify(exc: BaseException, phase: str) -> tuple[str, HudRayError]:

@@ -32,8 +32,13 @@ def now() -> int:
 
 # ---- the fake tokenizer ---------------------------------------------------------------------
 # A completion is cut into pieces of leading whitespace plus a word, so the pieces join back
-# to the exact text (streamed deltas and logprob tokens line up with token ids). A prompt is
-# counted as one token per message (its role marker) plus one per whitespace-split word.
+# to the exact text (streamed deltas and logprob tokens line up with token ids). A prompt's
+# token ids (and so its usage count) render like a chat template: each message's role
+# marker, then its words (an assistant message: its text and tool-call arguments cut as
+# completions are, so a completion reappears verbatim in the next prompt), then the
+# generation marker. Like templates that strip earlier thinking, reasoning is not rendered
+# back: a turn with reasoning is followed by a prompt that does not extend prompt +
+# completion.
 _PIECE = re.compile(r"\s*\S+|\s+")
 
 
@@ -49,7 +54,13 @@ def prompt_token_ids(req: ProviderRequest) -> list[int]:
     ids: list[int] = []
     for m in req.messages:
         ids.append(token_id(f"<|{m['role']}|>"))
-        ids.extend(token_id(w) for w in m["content"].split())
+        if m["role"] == "assistant":
+            ids.extend(token_id(p) for p in pieces(m["content"]))
+            for call in m.get("tool_calls") or ():
+                ids.extend(token_id(p) for p in pieces(call["function"]["arguments"] or ""))
+        else:
+            ids.extend(token_id(w) for w in m["content"].split())
+    ids.append(token_id("<|assistant|>"))
     return ids
 
 
@@ -70,7 +81,7 @@ def usage(req: ProviderRequest, reply: Reply) -> tuple[int, int]:
     """(prompt, completion) token counts: the reply's own, else the fake tokenizer's."""
     prompt = reply.prompt_tokens
     if prompt is None:
-        prompt = sum(1 + len(m["content"].split()) for m in req.messages)
+        prompt = len(prompt_token_ids(req))
     completion = reply.completion_tokens
     if completion is None:
         completion = len(completion_pieces(reply))

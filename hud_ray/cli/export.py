@@ -1,0 +1,35 @@
+"""``hud-ray export RUN --format ...``: a run as training files (see hud_ray.data.export)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from hud_ray.cli._options import handle_errors
+from hud_ray.data.export import FORMATS, export
+
+
+@click.command("export")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
+              envvar="HUD_RAY_EXPORT_FORMAT",
+              help="parquet/jsonl/hf: rows of complete groups with advantages; tinker: "
+                   "datums (JSON lines); slime: a --load-debug-rollout-data file; sft: "
+                   "best-of-group chat rows.")
+@click.option("--out", "-o", required=True, type=click.Path(), envvar="HUD_RAY_EXPORT_OUT",
+              help="Output file (hf: a directory; slime: may contain {rollout_id}).")
+@click.option("--group-policy", envvar="HUD_RAY_GROUP_POLICY",
+              help="Override the run's group policy: drop_group, keep_partial:N, pad_masked.")
+@click.option("--all-rows", is_flag=True, help="Table formats: every row, not groups.")
+@click.option("--loss-fn", default="importance_sampling", show_default=True,
+              type=click.Choice(["importance_sampling", "ppo", "cispo", "cross_entropy"]),
+              help="Tinker: which loss the datums are for.")
+@click.option("--rollout-id", default=0, show_default=True, help="slime: the rollout id.")
+@handle_errors
+def export_command(runs: tuple[str, ...], fmt: str, out: str, group_policy: str | None,
+                   all_rows: bool, loss_fn: str, rollout_id: int) -> None:
+    """Export RUNS (run directories or sweep folders) as training data."""
+    info = export(list(runs), out, fmt=fmt, policy=group_policy,  # type: ignore[arg-type]
+                  all_rows=all_rows, loss_fn=loss_fn, rollout_id=rollout_id)
+    click.echo(json.dumps(info))

@@ -1,7 +1,7 @@
 """Sweeps: agents x tasksets x group sizes x seeds, one run directory per cell.
 
 A sweep directory holds ``sweep.json`` (the expanded plan), one run directory per cell
-(``<agent>__<taskset>__g<G>__s<seed>``), and once every cell is done ``summary.json``,
+(``<agent>__<taskset>__g<G>__s<seed>``), and once every cell is done ``_summary.json``,
 ``summary.csv`` and ``reward.svg`` (mean reward per cell). Running the same sweep again
 skips finished cells (their run directory has a summary), resumes a cell that was
 interrupted (``--resume`` semantics: same config, same tasks) and starts the others.

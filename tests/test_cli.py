@@ -112,11 +112,17 @@ def test_config_key_values_reach_the_run(fixtures, tmp_path):
     """Every -c key=value used to crash (TypeError in the value parser)."""
     out = tmp_path / "out"
     proc = run_cli("eval", str(fixtures / "quickstart.py"), "nop", *AGENT_SETTINGS,
-                   "--json", "--out", str(out), cwd=tmp_path)
+                   "--policy-version", "3", "--json", "--out", str(out), cwd=tmp_path,
+                   env=clean_env(HUD_RAY_GROUP_POLICY="keep_partial:2"))
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["config"]["agent_config"] == PARSED
+    assert manifest["config"]["policy_version"] == 3
+    assert "keep_partial" in json.dumps(manifest["config"]["group_policy"])
+    from hud_ray import read_rollouts
+
+    assert set(read_rollouts(out).column("policy_version").to_pylist()) == {3}
 
 
 def test_config_key_values_with_click_runner(fixtures, tmp_path):

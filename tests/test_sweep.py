@@ -28,12 +28,12 @@ def _sweep_file(tmp_path: Path) -> Path:
         "tasksets": [str(ROOT / "tasksets" / "letters.py"),
                      {"source": str(SHIPPED), "label": "sums"}],
         "group_sizes": [1], "seeds": [0, 1],
-        "eval": {"workers": 1, "max_concurrent": 8, "ship": True}}))
+        "eval": {"workers": 1, "max_concurrent": 1, "ship": True}}))
     return path
 
 
 def _cli(*args: str, **kw):
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "SHIPPED_DELAY": "1.0"}
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "SHIPPED_DELAY": "2.0"}
     env.pop("RAY_ADDRESS", None)
     return subprocess.Popen([sys.executable, "-m", "hud_ray.cli", "sweep", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
@@ -59,12 +59,13 @@ def test_sweep_interrupted_then_resumed_without_rerunning_finished_cells(tmp_pat
         while interrupted_in is None:
             assert proc.poll() is None, proc.communicate()
             assert time.time() < deadline, "sweep never reached a second cell"
-            states = {c: ((root / c / "summary.json").exists(), (root / c).exists())
+            states = {c: ((root / c / "_summary.json").exists(), (root / c).exists())
                       for c in plan}
             done = [c for c, (d, _) in states.items() if d]
             started = [c for c, (d, e) in states.items() if e and not d]
+            # a cell with rows on disk and more to come (its rollouts finish one at a time)
             if done and started and any(_parts(root / c) for c in started):
-                interrupted_in = started[0]
+                interrupted_in = next(c for c in started if _parts(root / c))
                 break
             time.sleep(0.05)
         finished_before = {c: _snapshot(root / c) for c in done}
@@ -74,7 +75,7 @@ def test_sweep_interrupted_then_resumed_without_rerunning_finished_cells(tmp_pat
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err[-2000:]
-    assert not (root / interrupted_in / "summary.json").exists()
+    assert not (root / interrupted_in / "_summary.json").exists()
 
     proc = _cli(str(sweep_file), "--json")
     out, err = proc.communicate(timeout=400)
@@ -95,15 +96,12 @@ def test_sweep_interrupted_then_resumed_without_rerunning_finished_cells(tmp_pat
         final = [x["rollout_key"] for x in table if x["final"]]
         assert len(final) == len(set(final)) == expected
         assert {x["rollout_key"] for x in table} == set(final)
-    assert json.loads((root / "summary.json").read_text()) == rows
+    assert json.loads((root / "_summary.json").read_text()) == rows
     csv_lines = (root / "summary.csv").read_text().splitlines()
     assert len(csv_lines) == 9 and csv_lines[0].startswith("cell,agent,taskset")
     svg = (root / "reward.svg").read_text()
     assert svg.startswith("<svg") and svg.count("<rect") == 8
 
-
-def _parts(cell: Path) -> list[Path]:
-    return list(cell.glob("rollouts-*.arrow")) if cell.exists() else []
 
 
 def test_bad_sweep_files_are_one_line_errors(tmp_path):
@@ -120,3 +118,7 @@ def test_bad_sweep_files_are_one_line_errors(tmp_path):
         with pytest.raises(ConfigError, match=msg) as info:
             cells(SweepConfig.load(path))
         assert "\n" not in str(info.value)
+
+
+def _parts(cell: Path) -> list[Path]:
+    return list(cell.glob("rollouts-*.arrow")) if cell.exists() else []

@@ -10,7 +10,6 @@ them; rewards are hud-ray's advantages, so pass ``--disable-rewards-normalizatio
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,8 +21,9 @@ _state: dict[str, Any] = {}
 
 def _groups() -> Iterator[Any]:
     from hud_ray.data import follow
+    from hud_ray.settings import Settings
 
-    run = os.environ.get("HUD_RAY_SLIME_RUN")
+    run = Settings.from_env().get("HUD_RAY_SLIME_RUN")
     if not run:
         raise ConfigError("set HUD_RAY_SLIME_RUN to the hud-ray run directory to train on")
     if _state.get("run") != run:

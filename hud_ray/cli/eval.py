@@ -114,6 +114,12 @@ def check_endpoint(config: EvalConfig) -> None:
 @click.option("--ship/--no-ship", default=None,
               help="Upload the folder to the cluster (default: on with --address). "
                    "Env: HUD_RAY_SHIP.")
+@click.option("--policy-version", type=int,
+              help="Policy version stamped on every row (for staleness filters). "
+                   "Env: HUD_RAY_POLICY_VERSION.")
+@click.option("--group-policy",
+              help="How groups with invalid members become advantages: drop_group (default), "
+                   "keep_partial:N, pad_masked. Env: HUD_RAY_GROUP_POLICY.")
 @click.option("--max-retries", type=click.IntRange(min=0), default=2, show_default=True,
               help="Retries of a rollout after an infrastructure failure. "
                    "Env: HUD_RAY_MAX_RETRIES.")
@@ -129,6 +135,7 @@ def eval_command(source: str | None, agent: str | None, config_values: dict[str,
                  max_concurrent: int, task_ids: tuple[str, ...], env_source: str | None,
                  out: str | None, resume: str | None, address: str | None,
                  working_dir: str | None, excludes: tuple[str, ...], ship: bool | None,
+                 policy_version: int | None, group_policy: str | None,
                  max_retries: int,
                  rollout_timeout: float | None, workers: int | None, as_json: bool) -> None:
     """Run AGENT over the tasks in SOURCE (a tasks.py, a folder, or .json/.jsonl rows).
@@ -148,7 +155,9 @@ def eval_command(source: str | None, agent: str | None, config_values: dict[str,
         raise ConfigError("missing SOURCE (a tasks.py, a folder, or .json/.jsonl rows)")
     if not agent:
         raise ConfigError("missing AGENT (e.g. oracle, nop, claude, openai, openai_compatible)")
-    extra = {k: v for k, v in defaults.items() if k in _EXTRA_KEYS}
+    extra: dict[str, Any] = {k: v for k, v in defaults.items() if k in _EXTRA_KEYS}
+    if group_policy:
+        extra["group_policy"] = group_policy
     unknown = sorted(set(defaults) - set(_OPTION_KEYS) - _EXTRA_KEYS)
     if unknown:
         raise ConfigError(f"unknown key(s) in config file: {', '.join(unknown)}")
@@ -159,6 +168,7 @@ def eval_command(source: str | None, agent: str | None, config_values: dict[str,
             task_ids=split_task_ids(task_ids), env_source=env_source, out=out,
             resume=resume, address=address, max_retries=max_retries,
             working_dir=working_dir, excludes=list(excludes), ship=ship,
+            policy_version=policy_version,
             rollout_timeout=rollout_timeout, workers=workers, **extra)
     except ValidationError as exc:
         raise ConfigError(validation_message(exc)) from None
@@ -205,7 +215,7 @@ def _given(ctx: click.Context, source: str | None, agent: str | None) -> dict[st
 
 _OPTION_KEYS = ("agent", "model", "base_url", "gateway", "group_size", "max_concurrent",
                 "task_ids", "env_source", "out", "resume", "address", "max_retries",
-                "working_dir", "excludes", "ship",
+                "working_dir", "excludes", "ship", "policy_version", "group_policy",
                 "rollout_timeout", "workers", "as_json", "config_values")
 _EXTRA_KEYS = {"colocate", "batch_size", "sessions_per_sandbox", "sandbox_resources",
                "harness_resources", "pass_threshold"}

@@ -13,14 +13,15 @@ from hud_ray.data.export import FORMATS, export
 @click.command("export")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
-              envvar="HUD_RAY_EXPORT_FORMAT",
               help="parquet/jsonl/hf: rows of complete groups with advantages; tinker: "
                    "datums (JSON lines); slime: a --load-debug-rollout-data file; sft: "
-                   "best-of-group chat rows.")
-@click.option("--out", "-o", required=True, type=click.Path(), envvar="HUD_RAY_EXPORT_OUT",
-              help="Output file (hf: a directory; slime: may contain {rollout_id}).")
-@click.option("--group-policy", envvar="HUD_RAY_GROUP_POLICY",
-              help="Override the run's group policy: drop_group, keep_partial:N, pad_masked.")
+                   "best-of-group chat rows. Env: HUD_RAY_EXPORT_FORMAT.")
+@click.option("--out", "-o", required=True, type=click.Path(),
+              help="Output file (hf: a directory; slime: may contain {rollout_id}). "
+                   "Env: HUD_RAY_EXPORT_OUT.")
+@click.option("--group-policy",
+              help="Override the run's group policy: drop_group, keep_partial:N, pad_masked. "
+                   "Env: HUD_RAY_GROUP_POLICY.")
 @click.option("--all-rows", is_flag=True, help="Table formats: every row, not groups.")
 @click.option("--loss-fn", default="importance_sampling", show_default=True,
               type=click.Choice(["importance_sampling", "ppo", "cispo", "cross_entropy"]),

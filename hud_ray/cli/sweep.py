@@ -45,4 +45,4 @@ def sweep_command(sweep_file: str, out: str | None, address: str | None, dry_run
         click.echo(json.dumps(rows, indent=2, default=str))
     else:
         click.echo(table(rows))
-        click.echo(f"\nsweep directory: {root} (summary.json, summary.csv, reward.svg)")
+        click.echo(f"\nsweep directory: {root} (_summary.json, summary.csv, reward.svg)")

@@ -64,11 +64,12 @@ async def _find_page(browser: Any, target_id: str | None) -> Any:
             raise CapabilityError("the browser has no page", retryable=False)
         return pages[-1]
     for page in pages:
-        session = await page.context.new_cdp_session(page)
-        try:
+        try:  # other rollouts' pages may close while we look
+            session = await page.context.new_cdp_session(page)
             info = await session.send("Target.getTargetInfo")
-        finally:
             await session.detach()
+        except Exception:
+            continue
         if info["targetInfo"]["targetId"] == target_id:
             return page
     raise CapabilityError(f"this rollout's page ({target_id}) is gone", retryable=True)

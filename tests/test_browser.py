@@ -1,0 +1,252 @@
+"""The ``cdp/1.3`` browser capability in real headless Chromium: the bridge and its
+token, isolation between rollouts, a crashed browser, raw CDP without Playwright, the
+browser tools in a model harness, and the web taskset on real Ray."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from websockets.asyncio.client import connect as ws_connect
+
+from hud_ray import read_rollouts
+from hud_ray.agents import create_agent
+from hud_ray.agents.toolbox import tools_for
+from hud_ray.capabilities.cdp import Browser, chromium_path
+from hud_ray.capabilities.webapp import Request, WebApp
+from hud_ray.engine import EvalConfig, run_eval_async
+from hud_ray.errors import CapabilityError
+from hud_ray.sandbox import Sandbox, load_environments
+from hud_ray.testing import FakeProvider, ProviderRequest, Reply, ToolCall
+from hud_ray.types import AgentConfig, AgentContext, AgentSpec
+
+try:
+    chromium_path()
+    HAVE_CHROMIUM = True
+except CapabilityError:
+    HAVE_CHROMIUM = False
+
+pytestmark = [pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs Debian's chromium"),
+              pytest.mark.asyncio(loop_scope="module")]
+TASKSET = Path(__file__).resolve().parent.parent / "tasksets" / "browser.py"
+
+app = WebApp()
+
+
+@app.page("/")
+async def _home(req: Request) -> str:
+    req.state["hits"] = req.state.get("hits", 0) + 1
+    return "<h1 id='title'>Home</h1><input id='q'>"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser():
+    b = Browser(app=app)
+    await b.start()
+    yield b
+    await b.stop()
+
+
+async def cdp(ws, method, params=None, *, session=None, _ids=iter(range(1, 10**6))):
+    """One raw CDP call over a plain WebSocket (events skipped)."""
+    msg_id = next(_ids)
+    msg = {"id": msg_id, "method": method, "params": params or {}}
+    if session:
+        msg["sessionId"] = session
+    await ws.send(json.dumps(msg))
+    while True:
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 15))
+        if reply.get("id") == msg_id:
+            return reply
+
+
+async def raw_eval(ws, expression, session=None):
+    reply = await cdp(ws, "Runtime.evaluate", {"expression": expression, "returnByValue": True,
+                                               "awaitPromise": True}, session=session)
+    return reply["result"]["result"].get("value")
+
+
+async def test_raw_cdp_drives_the_page_and_the_grader_sees_it(browser):
+    [cap] = await browser.open("raw")
+    try:
+        assert cap.protocol == "cdp/1.3" and "127.0.0.1" not in cap.url
+        assert cap.url.startswith(f"ws://{browser.address[0]}:")
+        page_url = cap.url.replace("devtools/browser", f"devtools/page/{cap.params['target_id']}")
+        async with ws_connect(page_url, max_size=None) as ws:
+            await cdp(ws, "Page.enable")
+            await cdp(ws, "Page.navigate", {"url": cap.params["start_url"]})
+            for _ in range(100):
+                if await raw_eval(ws, "document.readyState") == "complete" and \
+                        await raw_eval(ws, "location.href") == cap.params["start_url"]:
+                    break
+                await asyncio.sleep(0.05)
+            await raw_eval(ws, "document.querySelector('#q').value = 'typed'")
+        handle = browser.session_context("raw")
+        assert await handle.text("#title") == "Home" and await handle.value("#q") == "typed"
+        assert handle.state == {"hits": 1}
+        # the browser-level endpoint speaks CDP too (any client, any language)
+        async with ws_connect(cap.url, max_size=None) as ws:
+            version = await cdp(ws, "Browser.getVersion")
+            assert version["result"]["protocolVersion"] == "1.3"
+    finally:
+        await browser.close("raw")
+
+
+async def test_token_is_required_and_revoked_when_the_rollout_ends(browser):
+    [cap] = await browser.open("tok")
+    bad = re.sub(r"/[^/]+/devtools", "/not-a-token/devtools", cap.url)
+    with pytest.raises(Exception, match="403"):
+        await ws_connect(bad)
+    other = cap.url.replace("devtools/browser", "devtools/page/0123456789ABCDEF")
+    with pytest.raises(Exception, match="404"):
+        await ws_connect(other)  # only this rollout's own target
+    with pytest.raises(Exception, match="403") as err:  # anything a web page could send
+        await ws_connect(cap.url, origin="http://evil.test")
+    assert b"web pages may not use the bridge" in err.value.response.body
+    ws = await ws_connect(cap.url, max_size=None)
+    await browser.close("tok")
+    with pytest.raises(Exception):  # the live connection is cut, new ones refused
+        for _ in range(3):
+            await cdp(ws, "Browser.getVersion")
+    with pytest.raises(Exception, match="403"):
+        await ws_connect(cap.url)
+
+
+async def test_the_page_cannot_reach_the_bridge_or_devtools(browser):
+    [cap] = await browser.open("escape")
+    try:
+        handle = browser.session_context("escape")
+        await handle.cdp("Page.navigate", {"url": cap.params["start_url"]})
+        for _ in range(100):
+            if await handle.evaluate("document.readyState") == "complete" and \
+                    await handle.text("#title") == "Home":
+                break
+            await asyncio.sleep(0.05)
+        direct = browser._live["escape"].chromium.ws_url
+        http_bridge = cap.url.replace("ws://", "http://").replace("devtools/browser",
+                                                                  "json/version")
+        probe = """async (url) => {
+          try { const r = await fetch(url); return 'read:' + (await r.text()); }
+          catch (e) { return 'blocked'; } }"""
+        ws_probe = """(url) => new Promise(done => {
+          const ws = new WebSocket(url);
+          ws.onopen = () => done('open'); ws.onerror = () => done('blocked');
+          setTimeout(() => done('timeout'), 5000); })"""
+        for url in (http_bridge, direct.replace("ws://", "http://").rsplit("/devtools", 1)[0]
+                    + "/json/version"):
+            assert await handle.evaluate(f"({probe})({json.dumps(url)})") == "blocked"
+        for url in (cap.url, direct):
+            assert await handle.evaluate(f"({ws_probe})({json.dumps(url)})") == "blocked"
+    finally:
+        await browser.close("escape")
+
+
+async def test_concurrent_rollouts_share_no_state(browser):
+    [a], [b] = await asyncio.gather(browser.open("a"), browser.open("b"))
+    try:
+        ha, hb = browser.session_context("a"), browser.session_context("b")
+        for h, cap in ((ha, a), (hb, b)):
+            await h.cdp("Page.navigate", {"url": cap.params["start_url"]})
+        for h in (ha, hb):
+            for _ in range(100):
+                if await h.text("#title") == "Home":
+                    break
+                await asyncio.sleep(0.05)
+        await ha.evaluate("localStorage.setItem('k', 'a'); document.cookie = 'c=a'")
+        assert await hb.evaluate("[localStorage.getItem('k'), document.cookie]") == [None, ""]
+        assert ha.state == {"hits": 1} and hb.state == {"hits": 1}
+        assert a.params["start_url"] != b.params["start_url"]
+    finally:
+        await browser.close("a")
+        await browser.close("b")
+
+
+async def test_a_crashed_browser_fails_the_rollout_retryably_and_is_restarted(browser):
+    [cap] = await browser.open("crash")
+    handle = browser.session_context("crash")
+    chromium = browser._live["crash"].chromium
+    launches = browser.launches
+    os.kill(chromium.proc.pid, signal.SIGKILL)
+    await asyncio.wait_for(chromium.proc.wait(), 10)
+    with pytest.raises(CapabilityError) as err:
+        await handle.text("body")
+    assert err.value.retryable and "crashed" in str(err.value)
+    await browser.close("crash")
+    [cap2] = await browser.open("after")
+    try:
+        assert browser.launches == launches + 1
+        handle = browser.session_context("after")
+        await handle.cdp("Page.navigate", {"url": cap2.params["start_url"]})
+        for _ in range(100):
+            if await handle.text("#title") == "Home":
+                break
+            await asyncio.sleep(0.05)
+        assert await handle.text("#title") == "Home"
+    finally:
+        await browser.close("after")
+
+
+def browse_policy(req: ProviderRequest) -> Reply:
+    """Reads the invite code: navigate to the codes page, read it, answer."""
+    if req.turn == 0:
+        base = re.search(r"(http://\S+/) ", req.prompt_text).group(1)
+        return Reply(tool_calls=(ToolCall("browser_navigate", {"url": base + "codes"}),))
+    if req.turn == 1:
+        return Reply(tool_calls=(ToolCall("browser_read", {}),))
+    code = re.search(r"invite code is (INV-\d+)", req.last_text).group(1)
+    return Reply(text=code)
+
+
+async def test_openai_compatible_harness_solves_a_web_task_with_browser_tools():
+    sandbox = Sandbox(load_environments({"browser": str(TASKSET)}))
+    try:
+        env = sandbox.environments["browser"]
+        prompt = await sandbox.start(env.templates["invite_code"]())
+        async with FakeProvider(browse_policy) as provider:
+            agent = create_agent(AgentSpec(name="openai_compatible", model="m",
+                                           base_url=provider.base_url))
+            try:
+                result = await agent.run(AgentContext(prompt=prompt, config=AgentConfig()))
+            finally:
+                await agent.close()
+            assert {"browser_navigate", "browser_click", "browser_type", "browser_select",
+                    "browser_read"} <= set(provider.log[0].tools)
+        assert result.answer == "INV-7342"
+        assert (await sandbox.grade(prompt.session_id, result.answer)).reward == 1.0
+    finally:
+        await sandbox.close()
+
+
+async def test_browser_tools_report_failures_to_the_model():
+    sandbox = Sandbox(load_environments({"browser": str(TASKSET)}))
+    try:
+        env = sandbox.environments["browser"]
+        prompt = await sandbox.start(env.templates["invite_code"]())
+        tools, cleanup = await tools_for(prompt.capabilities, AgentConfig())
+        try:
+            by_name = {t.name: t for t in tools}
+            out = await by_name["browser_click"].run({"selector": "#nope"})
+            assert out.startswith("error: ")
+        finally:
+            await cleanup()
+        await sandbox.cancel(prompt.session_id)
+    finally:
+        await sandbox.close()
+
+
+@pytest.mark.ray
+async def test_taskset_on_ray_oracle_scores_one_and_nop_zero(ray_session, tmp_path):
+    for agent, expected in (("oracle", 1.0), ("nop", 0.0)):
+        config = EvalConfig(source=str(TASKSET), agent=agent, out=str(tmp_path / agent),
+                            max_retries=1, rollout_timeout=120, group_size=1)
+        result = await run_eval_async(config=config)
+        rows = [r for r in read_rollouts(result.out_dir).to_pylist() if r["final"]]
+        assert len(rows) == 9
+        assert all(r["reward_valid"] and r["reward"] == expected for r in rows), \
+            [(r["template_id"], r["status"], r["error_message"]) for r in rows]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from hud_ray import read_rollouts
 from hud_ray.agents import create_agent
@@ -100,9 +101,10 @@ async def test_raw_cdp_drives_the_page_and_the_grader_sees_it(browser):
 
 async def test_token_is_required_and_revoked_when_the_rollout_ends(browser):
     [cap] = await browser.open("tok")
-    bad = re.sub(r"/[^/]+/devtools", "/not-a-token/devtools", cap.url)
-    with pytest.raises(Exception, match="403"):
-        await ws_connect(bad)
+    for token in ("not-a-token", "%C3%A9t%C3%A9", ""):
+        bad = re.sub(r"/[^/]+/devtools", f"/{token}/devtools", cap.url)
+        with pytest.raises(Exception, match="403"):
+            await ws_connect(bad)
     other = cap.url.replace("devtools/browser", "devtools/page/0123456789ABCDEF")
     with pytest.raises(Exception, match="404"):
         await ws_connect(other)  # only this rollout's own target
@@ -111,7 +113,7 @@ async def test_token_is_required_and_revoked_when_the_rollout_ends(browser):
     assert b"web pages may not use the bridge" in err.value.response.body
     ws = await ws_connect(cap.url, max_size=None)
     await browser.close("tok")
-    with pytest.raises(Exception):  # the live connection is cut, new ones refused
+    with pytest.raises(ConnectionClosed):  # the live connection is cut, new ones refused
         for _ in range(3):
             await cdp(ws, "Browser.getVersion")
     with pytest.raises(Exception, match="403"):

@@ -178,7 +178,7 @@ class Chromium:
         while line := await stream.readline():
             if m := _LISTENING.search(line):
                 return m.group(1).decode()
-            tail = (tail + [line.strip()])[-3:]
+            tail = ([*tail, line.strip()])[-3:]
         raise CapabilityError("Chromium exited at start: " +
                               b" | ".join(tail).decode(errors="replace")[:300])
 
@@ -395,7 +395,7 @@ class Browser(SessionResource):
 
     def _state_for(self, token: str) -> dict[str, Any] | None:
         for live in self._live.values():
-            if secrets.compare_digest(live.app_token, token):
+            if _same(live.app_token, token):
                 return live.session.state
         return None
 
@@ -429,9 +429,9 @@ class Browser(SessionResource):
             return await _respond(writer, 405, "method not allowed")
         if "origin" in names or any(n.startswith("sec-fetch-") for n in names):
             return await _respond(writer, 403, "forbidden: web pages may not use the bridge")
-        _, token, rest = (parts[1].split("/", 2) + ["", ""])[:3]
+        _, token, rest = ([*parts[1].split("/", 2), "", ""])[:3]
         live = next((v for v in self._live.values()
-                     if secrets.compare_digest(v.token, token)), None)
+                     if _same(v.token, token)), None)
         if live is None or not live.chromium.alive:
             return await _respond(writer, 403, "forbidden: no live rollout for this token")
         if rest == "json/version":
@@ -459,6 +459,11 @@ class Browser(SessionResource):
             pipes.discard(writer)
             pipes.discard(up_writer)
             up_writer.close()
+
+
+def _same(secret: str, given: str) -> bool:
+    """Constant-time comparison that takes any text (a URL may carry non-ASCII)."""
+    return secrets.compare_digest(secret.encode(), given.encode("utf-8", "replace"))
 
 
 async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:

@@ -132,7 +132,7 @@ class AppServer:
         return f"{self.base}/{token}/"
 
     async def _asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        _, token, rest = (scope["path"].split("/", 2) + ["", ""])[:3]
+        _, token, rest = ([*scope["path"].split("/", 2), "", ""])[:3]
         state = self.state_for(token) if token else None
         if state is None:
             return await _send(send, 404, "not found", kind="text/plain")

@@ -252,3 +252,39 @@ async def test_taskset_on_ray_oracle_scores_one_and_nop_zero(ray_session, tmp_pa
         assert len(rows) == 9
         assert all(r["reward_valid"] and r["reward"] == expected for r in rows), \
             [(r["template_id"], r["status"], r["error_message"]) for r in rows]
+
+
+async def test_browser_per_rollout_isolates_cdp_clients():
+    b = Browser(isolation="browser")
+    await b.start()
+    try:
+        [a], [c] = await asyncio.gather(b.open("a"), b.open("c"))
+        procs = [b._live[s].chromium.proc for s in ("a", "c")]
+        assert procs[0].pid != procs[1].pid and b.launches == 2
+        async with ws_connect(a.url, max_size=None) as ws:
+            targets = (await cdp(ws, "Target.getTargets"))["result"]["targetInfos"]
+        ids = {t["targetId"] for t in targets}
+        assert a.params["target_id"] in ids and c.params["target_id"] not in ids
+        await b.close("a")
+        assert procs[0].returncode is not None and procs[1].returncode is None
+    finally:
+        await b.stop()
+    assert procs[1].returncode is not None
+
+
+async def test_shared_browser_contexts_are_not_a_boundary_between_cdp_clients(browser):
+    """What docs/BROWSER.md says of isolation="context": storage is isolated, but the
+    browser endpoint sees every rollout's page."""
+    [a], [c] = await asyncio.gather(browser.open("ca"), browser.open("cc"))
+    try:
+        async with ws_connect(a.url, max_size=None) as ws:
+            targets = (await cdp(ws, "Target.getTargets"))["result"]["targetInfos"]
+        assert c.params["target_id"] in {t["targetId"] for t in targets}
+    finally:
+        await browser.close("ca")
+        await browser.close("cc")
+
+
+async def test_bad_isolation_mode_is_one_clear_error():
+    with pytest.raises(CapabilityError, match="isolation='vm'"):
+        Browser(isolation="vm")

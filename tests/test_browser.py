@@ -288,3 +288,21 @@ async def test_shared_browser_contexts_are_not_a_boundary_between_cdp_clients(br
 async def test_bad_isolation_mode_is_one_clear_error():
     with pytest.raises(CapabilityError, match="isolation='vm'"):
         Browser(isolation="vm")
+
+
+@pytest.mark.ray
+async def test_a_killed_browser_is_retried_without_a_lost_row(ray_session, tmp_path):
+    marker = tmp_path / "crashed"
+    fixture = Path(__file__).resolve().parent / "fixtures" / "browser_crash.py"
+    source = tmp_path / "browser_crash.py"
+    source.write_text(fixture.read_text().replace("/nonexistent/marker", str(marker)))
+    config = EvalConfig(source=str(source), agent="oracle", out=str(tmp_path / "out"),
+                        max_retries=2, rollout_timeout=120, group_size=1)
+    result = await run_eval_async(config=config)
+    rows = read_rollouts(result.out_dir).to_pylist()
+    assert marker.exists()
+    final = [r for r in rows if r["final"]]
+    assert len(final) == 1 and final[0]["reward_valid"] and final[0]["reward"] == 1.0
+    failed = [r for r in rows if not r["final"]]
+    assert [(r["status"], r["retryable"]) for r in failed] == [("infra_error", True)]
+    assert "crashed" in failed[0]["error_message"]

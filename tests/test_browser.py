@@ -306,3 +306,36 @@ async def test_a_killed_browser_is_retried_without_a_lost_row(ray_session, tmp_p
     failed = [r for r in rows if not r["final"]]
     assert [(r["status"], r["retryable"]) for r in failed] == [("infra_error", True)]
     assert "crashed" in failed[0]["error_message"]
+
+
+def screenshot_policy(req: ProviderRequest) -> Reply:
+    if req.turn == 0:
+        base = re.search(r"(http://\S+/) ", req.prompt_text).group(1)
+        return Reply(tool_calls=(ToolCall("browser_navigate", {"url": base + "codes"}),))
+    if req.turn == 1:
+        return Reply(tool_calls=(ToolCall("browser_screenshot", {}),))
+    return Reply(text="INV-7342")
+
+
+@pytest.mark.parametrize("name", ["openai_compatible", "openai", "claude"])
+async def test_screenshots_reach_the_model_as_images(name):
+    sandbox = Sandbox(load_environments({"browser": str(TASKSET)}))
+    try:
+        env = sandbox.environments["browser"]
+        prompt = await sandbox.start(env.templates["invite_code"]())
+        async with FakeProvider(screenshot_policy) as provider:
+            url = provider.anthropic_base_url if name == "claude" else provider.base_url
+            agent = create_agent(AgentSpec(name=name, model="m", base_url=url))
+            try:
+                result = await agent.run(AgentContext(prompt=prompt, config=AgentConfig()))
+            finally:
+                await agent.close()
+            body = json.dumps(provider.log[2].body)
+            assert "image/jpeg" in body and "/9j/" in body  # a JPEG, base64
+            assert "image/jpeg" not in json.dumps(provider.log[1].body)
+        assert result.answer == "INV-7342" and result.stop_reason == "done"
+        tool_steps = [s for s in result.steps if s["role"] == "tool"]
+        assert tool_steps[1]["content"].startswith("screenshot of http")
+        await sandbox.cancel(prompt.session_id)
+    finally:
+        await sandbox.close()

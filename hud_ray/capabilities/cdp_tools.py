@@ -1,4 +1,4 @@
-"""Model tools over ``cdp/1.3``: navigate, click, type, select, read the page.
+"""Model tools over ``cdp/1.3``: navigate, click, type, select, read, screenshot.
 
 Selectors are Playwright selectors (CSS, or ``text=Submit``); ``browser_read`` lists the
 page's text and its links and form fields with a selector for each, so a model can act
@@ -7,9 +7,10 @@ without seeing pixels.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
-from hud_ray.agents.tools import Tool
+from hud_ray.agents.tools import Tool, ToolOutput
 from hud_ray.capabilities.cdp_client import CDPClient
 
 MAX_TEXT = 8000
@@ -74,10 +75,16 @@ def browser_tools(client: CDPClient, *, prefix: str = "") -> list[Tool]:
         return f"url: {page.url}\ntitle: {await page.title()}\n\n{text}\n\n" \
                f"interactive elements:\n{fields}"
 
+    async def screenshot(args: dict[str, Any]) -> str:
+        shot = await page.screenshot(type="jpeg", quality=60)
+        return ToolOutput(f"screenshot of {page.url} ({await page.title()}) attached",
+                          images=(("image/jpeg", base64.b64encode(shot).decode()),))
+
     def tool(name: str, desc: str, params: dict[str, Any], run: Any) -> Tool:
         async def guarded(args: dict[str, Any]) -> str:
             try:
-                return str(await run(args))
+                out = await run(args)
+                return out if isinstance(out, ToolOutput) else str(out)
             except Exception as exc:  # the model sees the failure and may recover
                 first = (str(exc).splitlines() or [""])[0][:300]
                 return f"error: {type(exc).__name__}: {first}"
@@ -94,4 +101,6 @@ def browser_tools(client: CDPClient, *, prefix: str = "") -> list[Tool]:
              _obj(selector=_S, value=_S), select),
         tool("browser_read", "Read the page: URL, title, text, links and form fields.",
              _obj(), read),
+        tool("browser_screenshot", "Take a screenshot of the page (returned as an image).",
+             _obj(), screenshot),
     ]

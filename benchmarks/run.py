@@ -57,6 +57,7 @@ def full(only: set[str] | None) -> int:
             ("latency", sections.latency_bound),
             ("sink", sections.sink),
             ("ssh", sections.ssh),
+            ("browser", sections.browser),
             ("hud", sections.hud_side_by_side)]
     for name, fn in plan:
         if only and name not in only:

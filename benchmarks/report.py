@@ -23,7 +23,8 @@ def write_report(r: dict[str, Any], path: Path) -> None:
              "--only limit|memory|latency|sink|ssh|browser|hud`), `make bench-quick` "
              "(the CI guard: hud-ray vs the bare loop on 4,000 rollouts, failing below half "
              "the ratio recorded in `benchmarks/baseline.json`). The local provider runs as "
-             "its own process (`hud-ray fake-provider`); each measured run is a fresh child process.", ""]
+             "its own process (`hud-ray fake-provider`); each measured run is a fresh child "
+             "process.", ""]
     lim = r.get("limit", {})
     lines += ["## Throughput and the limit", ""]
     if "error" in lim or not lim:

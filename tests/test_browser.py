@@ -339,3 +339,24 @@ async def test_screenshots_reach_the_model_as_images(name):
         await sandbox.cancel(prompt.session_id)
     finally:
         await sandbox.close()
+
+
+async def test_playwright_clients_on_one_loop_share_a_driver_and_release_it(browser):
+    from hud_ray.capabilities import cdp_client
+
+    caps = [c for s in ("p1", "p2") for c in await browser.open(s)]
+    try:
+        one, two = await asyncio.gather(*(cdp_client.CDPClient.connect(c) for c in caps))
+        assert one.playwright is two.playwright
+        targets = []
+        for client in (one, two):
+            session = await client.page.context.new_cdp_session(client.page)
+            targets.append((await session.send("Target.getTargetInfo"))["targetInfo"]["targetId"])
+        assert targets == [c.params["target_id"] for c in caps]
+        await one.close()
+        assert asyncio.get_running_loop() in cdp_client._DRIVERS
+        await two.close()
+        assert asyncio.get_running_loop() not in cdp_client._DRIVERS
+    finally:
+        await browser.close("p1")
+        await browser.close("p2")

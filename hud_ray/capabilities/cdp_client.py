@@ -1,6 +1,7 @@
 """The ``cdp/1.3`` capability, harness side: Playwright over the published endpoint.
 
-Connects with Playwright's ``connect_over_cdp`` (no Playwright-downloaded browser is
+Connects with Playwright's ``connect_over_cdp`` (the connections open on one event loop
+share one Playwright driver process) (no Playwright-downloaded browser is
 used) and picks out this rollout's page by its ``target_id``. Closing only disconnects:
 the page and its context stay with the sandbox, which grades them and disposes of them.
 """
@@ -8,12 +9,42 @@ the page and its context stay with the sandbox, which grades them and disposes o
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any, ClassVar, Self
 
 from hud_ray.capabilities.base import Capability, CapabilityClient
 from hud_ray.errors import CapabilityError
 
 CONNECT_TIMEOUT = 30.0
+#: Playwright driver processes shared by the connections open on one event loop
+#: (starting a driver costs ~0.4 s; connecting over CDP ~40 ms): loop -> [driver, users].
+_DRIVERS: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+_DRIVER_LOCK: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = \
+    weakref.WeakKeyDictionary()
+
+
+async def _acquire_driver() -> Any:
+    from playwright.async_api import async_playwright
+
+    loop = asyncio.get_running_loop()
+    async with _DRIVER_LOCK.setdefault(loop, asyncio.Lock()):
+        entry = _DRIVERS.get(loop)
+        if entry is None:
+            entry = _DRIVERS[loop] = [await async_playwright().start(), 0]
+        entry[1] += 1
+        return entry[0]
+
+
+async def _release_driver() -> None:
+    loop = asyncio.get_running_loop()
+    async with _DRIVER_LOCK.setdefault(loop, asyncio.Lock()):
+        entry = _DRIVERS.get(loop)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del _DRIVERS[loop]
+            await entry[0].stop()
 
 
 class CDPClient(CapabilityClient):
@@ -30,16 +61,14 @@ class CDPClient(CapabilityClient):
 
     @classmethod
     async def connect(cls, capability: Capability) -> Self:
-        from playwright.async_api import async_playwright
-
-        pw = await async_playwright().start()
+        pw = await _acquire_driver()
         try:
             browser = await pw.chromium.connect_over_cdp(
                 capability.url, timeout=CONNECT_TIMEOUT * 1000)
             page = await asyncio.wait_for(
                 _find_page(browser, capability.params.get("target_id")), CONNECT_TIMEOUT)
         except BaseException as exc:
-            await pw.stop()
+            await _release_driver()
             if isinstance(exc, CapabilityError) or not isinstance(exc, Exception):
                 raise
             first = (str(exc).splitlines() or [""])[0][:200]
@@ -54,7 +83,7 @@ class CDPClient(CapabilityClient):
         except Exception:
             pass
         finally:
-            await self.playwright.stop()
+            await _release_driver()
 
 
 async def _find_page(browser: Any, target_id: str | None) -> Any:

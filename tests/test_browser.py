@@ -360,3 +360,19 @@ async def test_playwright_clients_on_one_loop_share_a_driver_and_release_it(brow
     finally:
         await browser.close("p1")
         await browser.close("p2")
+
+
+@pytest.mark.ray
+async def test_openai_compatible_on_ray_drives_the_browser(ray_session, tmp_path):
+    async with FakeProvider(screenshot_policy) as provider:
+        config = EvalConfig(source=str(TASKSET), agent="openai_compatible", model="m",
+                            base_url=provider.base_url, out=str(tmp_path / "out"),
+                            task_ids=["invite_code"], max_retries=0, rollout_timeout=120,
+                            group_size=2)
+        result = await run_eval_async(config=config)
+        assert sum("image/jpeg" in json.dumps(r.body) for r in provider.log) == 2
+    rows = [r for r in read_rollouts(result.out_dir).to_pylist() if r["final"]]
+    assert len(rows) == 2 and all(r["reward_valid"] and r["reward"] == 1.0 for r in rows)
+    for row in rows:
+        tools = [s["name"] for s in json.loads(row["steps"]) if s["role"] == "tool"]
+        assert tools == ["browser_navigate", "browser_screenshot"]

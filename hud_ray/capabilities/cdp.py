@@ -295,6 +295,7 @@ class Browser(SessionResource):
         self.app = app
         self._chromium: Chromium | None = None
         self._lock = asyncio.Lock()
+        self._start_lock = asyncio.Lock()
         self._live: dict[str, _Live] = {}
         self._bridge: Any = None
         self._server: Any = None  # the app server (hud_ray.capabilities.webapp)
@@ -304,8 +305,11 @@ class Browser(SessionResource):
 
     # ---- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        if self._bridge is not None:
-            return
+        async with self._start_lock:
+            if self._bridge is None:
+                await self._start()
+
+    async def _start(self) -> None:
         from hud_ray.capabilities.ssh import node_address
 
         host = self.host or node_address()

@@ -376,3 +376,17 @@ async def test_openai_compatible_on_ray_drives_the_browser(ray_session, tmp_path
     for row in rows:
         tools = [s["name"] for s in json.loads(row["steps"]) if s["role"] == "tool"]
         assert tools == ["browser_navigate", "browser_screenshot"]
+
+
+@pytest.mark.parametrize("url", ["file:///etc/hostname", "chrome://version",
+                                 f"view-source:file://{TASKSET}"])
+async def test_the_agent_cannot_open_local_files_or_browser_internals(browser, url):
+    [cap] = await browser.open("files")
+    try:
+        page_url = cap.url.replace("devtools/browser", f"devtools/page/{cap.params['target_id']}")
+        async with ws_connect(page_url, max_size=None) as ws:
+            reply = await cdp(ws, "Page.navigate", {"url": url})
+        assert reply["result"].get("errorText") == "net::ERR_BLOCKED_BY_ADMINISTRATOR"
+        assert "INV-" not in (await browser.session_context("files").text("body") or "")
+    finally:
+        await browser.close("files")

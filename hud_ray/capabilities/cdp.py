@@ -48,6 +48,10 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup",
          "--no-default-browser-check", "--mute-audio", "--remote-debugging-port=0")
+#: Chromium's managed policy (``make system-deps`` installs ``configs/chromium-policy.json``
+#: here): blocks ``file://``, ``chrome://`` and ``view-source:`` so an agent cannot read
+#: the sandbox's files (a taskset's answers) through the browser.
+POLICY_PATH = "/etc/chromium/policies/managed/hud-ray.json"
 _LISTENING = re.compile(rb"DevTools listening on (ws://[^\s]+)")
 
 
@@ -151,6 +155,9 @@ class Chromium:
     @classmethod
     async def launch(cls, extra_args: tuple[str, ...] = ()) -> Chromium:
         binary = chromium_path()
+        if not os.path.exists(POLICY_PATH):
+            log.warning("%s is missing: pages can open file:// URLs (the sandbox's files); "
+                        "run `make system-deps`", POLICY_PATH)
         profile = tempfile.mkdtemp(prefix="hud-ray-chromium-")
         proc = await asyncio.create_subprocess_exec(
             binary, *FLAGS, f"--user-data-dir={profile}", *extra_args, "about:blank",

@@ -155,7 +155,7 @@ class Chromium:
     @classmethod
     async def launch(cls, extra_args: tuple[str, ...] = ()) -> Chromium:
         binary = chromium_path()
-        if not os.path.exists(POLICY_PATH):
+        if not await asyncio.to_thread(os.path.exists, POLICY_PATH):
             log.warning("%s is missing: pages can open file:// URLs (the sandbox's files); "
                         "run `make system-deps`", POLICY_PATH)
         profile = tempfile.mkdtemp(prefix="hud-ray-chromium-")

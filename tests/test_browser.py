@@ -390,3 +390,30 @@ async def test_the_agent_cannot_open_local_files_or_browser_internals(browser, u
         assert "INV-" not in (await browser.session_context("files").text("body") or "")
     finally:
         await browser.close("files")
+
+
+async def test_static_app_serves_its_directory_only_under_a_live_prefix(tmp_path):
+    import httpx
+
+    from hud_ray.capabilities.webapp import AppServer
+
+    site = tmp_path / "site"
+    (site / "sub").mkdir(parents=True)
+    (site / "index.html").write_text("<h1>index</h1>")
+    (site / "sub" / "a.css").write_text("h1 {}")
+    (tmp_path / "secret.txt").write_text("answer")
+    server = AppServer(site, "127.0.0.1", lambda token: {} if token == "tok" else None)
+    await server.start()
+    try:
+        async with httpx.AsyncClient() as http:
+            base = server.url_for("tok")
+            assert (await http.get(base)).text == "<h1>index</h1>"
+            css = await http.get(base + "sub/a.css")
+            assert css.headers["content-type"].startswith("text/css")
+            for path in ("../secret.txt", "%2e%2e/secret.txt", "sub/../../secret.txt"):
+                assert (await http.get(base + path)).status_code == 404
+            assert (await http.get(server.url_for("ended"))).status_code == 404
+    finally:
+        await server.stop()
+    with pytest.raises(CapabilityError, match="not a directory"):
+        AppServer(tmp_path / "missing", "127.0.0.1", lambda token: None)

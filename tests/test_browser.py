@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from hud_ray import read_rollouts
 from hud_ray.agents import create_agent
 from hud_ray.agents.toolbox import tools_for
-from hud_ray.capabilities.cdp import Browser, chromium_path
+from hud_ray.capabilities.cdp import Browser, Chromium, chromium_path
 from hud_ray.capabilities.webapp import Request, WebApp
 from hud_ray.engine import EvalConfig, run_eval_async
 from hud_ray.errors import CapabilityError
@@ -417,3 +418,37 @@ async def test_static_app_serves_its_directory_only_under_a_live_prefix(tmp_path
         await server.stop()
     with pytest.raises(CapabilityError, match="not a directory"):
         AppServer(tmp_path / "missing", "127.0.0.1", lambda token: None)
+
+
+async def test_chromium_dies_with_a_killed_sandbox_process():
+    import sys
+
+    script = ("import asyncio\nfrom hud_ray.capabilities.cdp import Browser\n"
+              "async def main():\n    b = Browser(host='127.0.0.1'); await b.start()\n"
+              "    print(b._chromium.proc.pid, flush=True); await asyncio.sleep(600)\n"
+              "asyncio.run(main())\n")
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", script,
+                                                stdout=asyncio.subprocess.PIPE)
+    try:
+        pid = int(await asyncio.wait_for(proc.stdout.readline(), 60))
+        os.kill(pid, 0)  # Chromium is up
+        proc.kill()
+        await proc.wait()
+        for _ in range(200):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            pytest.fail("Chromium outlived its killed sandbox process")
+        left = list(Path(tempfile.gettempdir()).glob(f"hud-ray-chromium-{proc.pid}-*"))
+        assert left  # the killed process could not clean up; the next launch does
+        fresh = await Chromium.launch()
+        await fresh.close()
+        assert not any(p.exists() for p in left)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

@@ -33,6 +33,7 @@ import shutil
 import signal
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hud_ray.capabilities.base import Capability, SessionResource
@@ -63,6 +64,15 @@ def chromium_path() -> str:
             return path
     raise CapabilityError("env.browser() needs Chromium: apt-get install -y chromium",
                           retryable=False)
+
+
+def _sweep_profiles() -> None:
+    """Remove profiles left by killed processes (``hud-ray-chromium-<pid>-*``)."""
+    for path in Path(tempfile.gettempdir()).glob("hud-ray-chromium-*-*"):
+        pid = path.name.split("-")[3]
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -158,7 +168,8 @@ class Chromium:
         if not await asyncio.to_thread(os.path.exists, POLICY_PATH):
             log.warning("%s is missing: pages can open file:// URLs (the sandbox's files); "
                         "run `make system-deps`", POLICY_PATH)
-        profile = tempfile.mkdtemp(prefix="hud-ray-chromium-")
+        await asyncio.to_thread(_sweep_profiles)
+        profile = tempfile.mkdtemp(prefix=f"hud-ray-chromium-{os.getpid()}-")
         proc = await asyncio.create_subprocess_exec(
             binary, *FLAGS, f"--user-data-dir={profile}", *extra_args, "about:blank",
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,

@@ -24,7 +24,8 @@ setup: $(VENV)/.installed
 system-deps:
 	@if command -v apt-get >/dev/null; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap openssh-client procps util-linux python3 python3-pytest slirp4netns nftables iproute2 >/dev/null; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap openssh-client procps util-linux python3 python3-pytest slirp4netns nftables iproute2 chromium >/dev/null; \
+	  $$SUDO install -D -m 0644 configs/chromium-policy.json /etc/chromium/policies/managed/hud-ray.json; \
 	fi
 
 demo: setup

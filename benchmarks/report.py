@@ -20,7 +20,7 @@ def write_report(r: dict[str, Any], path: Path) -> None:
              f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB; "
              f"Python {m.get('python')}, Ray {m.get('ray')}, kernel {m.get('kernel')}.", "",
              "Reproduce: `make bench` (all sections; one with `python -m benchmarks.run --full "
-             "--only limit|memory|latency|sink|training|ssh|hud`), `make bench-quick` (the CI "
+             "--only limit|memory|latency|sink|training|ssh|browser|hud`), `make bench-quick` (the CI "
              "guard: hud-ray vs the bare loop on 4,000 rollouts, failing below half the ratio "
              "recorded in `benchmarks/baseline.json`). The local provider runs as its own process "
              "(`hud-ray fake-provider`); each measured run is a fresh child process.", ""]
@@ -101,6 +101,12 @@ def write_report(r: dict[str, Any], path: Path) -> None:
         for k, v in ssh.items():
             lines.append(f"- {k}: {v}")
         lines.append("")
+    browser = r.get("browser", {})
+    lines += ["## browser sandboxes", ""]
+    if "error" in browser or not browser:
+        lines += [f"not measured: {browser.get('error', 'section not run')}", ""]
+    else:
+        lines += [f"- {k}: {v}" for k, v in browser.items()] + [""]
     notes = r.get("notes")
     if notes:
         lines += ["## Notes", "", notes, ""]

@@ -58,6 +58,7 @@ def full(only: set[str] | None) -> int:
             ("sink", sections.sink),
             ("training", sections.training),
             ("ssh", sections.ssh),
+            ("browser", sections.browser),
             ("hud", sections.hud_side_by_side)]
     for name, fn in plan:
         if only and name not in only:

@@ -137,6 +137,12 @@ def ssh() -> dict[str, Any]:
     return ssh_bench.run()
 
 
+def browser() -> dict[str, Any]:
+    from benchmarks import browser_bench
+
+    return browser_bench.run()
+
+
 def hud_venv() -> Path:
     python = HUD_VENV / "bin" / "python"
     if not (HUD_VENV / "bin" / "hud").exists():

@@ -318,6 +318,23 @@ class Environment:
         self.add_resource(res)
         return res
 
+    def browser(self, *, name: str = "browser", app: Any = None,
+                isolation: str = "context", **kwargs: Any) -> Any:
+        """Give every rollout a headless Chromium page over ``cdp/1.3`` (needs
+        ``hud-ray[browser]`` and Debian's ``chromium``).
+
+        ``app`` (a directory, an ASGI app or a :class:`~hud_ray.capabilities.webapp.WebApp`)
+        is served per rollout; graders read ``session.resource(name)`` (a
+        :class:`~hud_ray.capabilities.cdp.BrowserSession`: page state over CDP, the app's
+        ``state``). ``isolation="context"`` shares one warm browser (storage isolation);
+        ``"browser"`` launches one per rollout. See docs/BROWSER.md.
+        """
+        from hud_ray.capabilities.cdp import Browser
+
+        res = Browser(name=name, app=app, isolation=isolation, **kwargs)
+        self.add_resource(res)
+        return res
+
     async def start(self) -> None:
         self._starting = True
         try:

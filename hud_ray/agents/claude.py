@@ -28,7 +28,7 @@ from hud_ray.agents._loop import (
 )
 from hud_ray.agents.openai_compatible import ChatConversation
 from hud_ray.agents.settings import ClaudeSettings, ModelSettings
-from hud_ray.agents.tools import Tool
+from hud_ray.agents.tools import Tool, tool_images
 from hud_ray.types import AgentContext
 
 _THINKING = ("thinking", "redacted_thinking")
@@ -162,7 +162,7 @@ class MessagesConversation(Conversation):
 
     def add_tool_results(self, results: list[tuple[ToolCallRequest, str]]) -> None:
         self.messages.append({"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": call.id, "content": output}
+            {"type": "tool_result", "tool_use_id": call.id, "content": _with_images(output)}
             for call, output in results]})
 
 
@@ -185,3 +185,13 @@ class ClaudeAgent(ModelAgent):
 
 
 __all__ = ["ClaudeAgent", "MessagesConversation"]
+
+
+def _with_images(output: str) -> Any:
+    """A tool result's content: text, plus image blocks when the tool returned images."""
+    images = tool_images(output)
+    if not images:
+        return output
+    return [{"type": "text", "text": str(output)}, *(
+        {"type": "image", "source": {"type": "base64", "media_type": mime, "data": data}}
+        for mime, data in images)]

@@ -26,7 +26,7 @@ from hud_ray.agents._loop import (
 )
 from hud_ray.agents.openai_compatible import ChatConversation
 from hud_ray.agents.settings import ModelSettings, OpenAISettings, is_openai_reasoning_model
-from hud_ray.agents.tools import Tool
+from hud_ray.agents.tools import Tool, tool_images
 from hud_ray.types import AgentContext
 
 _FIRST_OUTPUT = frozenset({"response.output_item.added", "response.output_text.delta",
@@ -135,9 +135,16 @@ class ResponsesConversation(Conversation):
         self.input.extend(self._items)
 
     def add_tool_results(self, results: list[tuple[ToolCallRequest, str]]) -> None:
+        parts: list[dict[str, Any]] = []
         for call, output in results:
             self.input.append({"type": "function_call_output", "call_id": call.id,
                                "output": output})
+            parts.extend({"type": "input_image", "image_url": f"data:{mime};base64,{data}"}
+                         for mime, data in tool_images(output))
+        if parts:  # images a tool returned follow as a user message
+            self.input.append({"role": "user", "content": [
+                {"type": "input_text", "text": "Images returned by the tool calls above:"},
+                *parts]})
 
 
 class OpenAIAgent(ModelAgent):

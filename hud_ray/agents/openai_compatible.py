@@ -26,7 +26,7 @@ from hud_ray.agents._loop import (
     system_and_messages,
 )
 from hud_ray.agents.settings import ModelSettings, is_openai_reasoning_model
-from hud_ray.agents.tools import Tool
+from hud_ray.agents.tools import Tool, tool_images
 from hud_ray.types import AgentContext
 
 _REASONING_KEYS = ("reasoning_content", "reasoning")
@@ -184,8 +184,14 @@ class ChatConversation(Conversation):
         self.messages.append(msg)
 
     def add_tool_results(self, results: list[tuple[ToolCallRequest, str]]) -> None:
+        parts: list[dict[str, Any]] = []
         for call, output in results:
             self.messages.append({"role": "tool", "tool_call_id": call.id, "content": output})
+            parts.extend({"type": "image_url", "image_url": {"url": f"data:{mime};base64,{data}"}}
+                         for mime, data in tool_images(output))
+        if parts:  # tool messages carry text only: images follow as a user turn
+            self.messages.append({"role": "user", "content": [
+                {"type": "text", "text": "Images returned by the tool calls above:"}, *parts]})
 
 
 class OpenAICompatibleAgent(ModelAgent):

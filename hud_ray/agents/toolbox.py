@@ -1,5 +1,6 @@
 """Which tools a harness offers for a rollout: built from the capabilities in the
-sandbox's manifest (``ssh`` -> bash + file editing, ``mcp`` -> the server's own tools),
+sandbox's manifest (``ssh`` -> bash + file editing, ``mcp`` -> the server's own tools,
+``cdp`` -> browser tools),
 plus opt-in built-ins."""
 
 from __future__ import annotations
@@ -48,6 +49,14 @@ async def tools_for(capabilities: list[Capability],
                 clients.append(client)
                 tools.extend(shell_tools(cast("SSHClient", client),
                                          prefix=_prefix(cap, capabilities)))
+            elif cap.family == "cdp":
+                from hud_ray.capabilities.cdp_tools import CDPClient, browser_tools
+                from hud_ray.capabilities.registry import connect
+
+                client = await connect(cap)
+                clients.append(client)
+                assert isinstance(client, CDPClient)
+                tools.extend(browser_tools(client, prefix=_prefix(cap, capabilities)))
             else:
                 log.debug("no tools for capability %s (%s)", cap.name, cap.protocol)
     except BaseException:

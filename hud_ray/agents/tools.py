@@ -7,6 +7,27 @@ from dataclasses import dataclass
 from typing import Any
 
 
+class ToolOutput(str):
+    """Tool output text that also carries images (``(mime type, base64 data)`` pairs).
+
+    It is a ``str``, so transcripts record its text; the harnesses send the images to the
+    model as image content blocks (Anthropic: in the tool result; Chat Completions and
+    Responses: in a user message right after the tool results).
+    """
+
+    images: tuple[tuple[str, str], ...]
+
+    def __new__(cls, text: str, images: tuple[tuple[str, str], ...] = ()) -> ToolOutput:
+        obj = super().__new__(cls, text)
+        obj.images = tuple(images)
+        return obj
+
+
+def tool_images(output: str) -> tuple[tuple[str, str], ...]:
+    """The images a tool output carries (none for plain text)."""
+    return getattr(output, "images", ())
+
+
 @dataclass(frozen=True)
 class Tool:
     """One tool a harness offers the model. ``run`` returns the text the model sees."""

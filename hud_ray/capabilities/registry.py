@@ -10,6 +10,7 @@ from hud_ray.errors import CapabilityError
 CLIENTS: dict[str, tuple[str, str]] = {
     "ssh": ("hud_ray.capabilities.ssh_client:SSHClient", "ssh"),
     "mcp": ("hud_ray.capabilities.mcp_client:MCPClient", "mcp"),
+    "cdp": ("hud_ray.capabilities.cdp_client:CDPClient", "browser"),
 }
 
 

@@ -21,8 +21,9 @@ def write_report(r: dict[str, Any], path: Path) -> None:
              f"Python {m.get('python')}, Ray {m.get('ray')}, kernel {m.get('kernel')}.", "",
              "Reproduce: `make bench` (all sections; one with `python -m benchmarks.run --full "
              "--only limit|memory|latency|sink|training|ssh|browser|hud`), `make bench-quick` "
-             "(the CI guard: hud-ray vs the bare loop on 4,000 rollouts, failing below half the ratio "
-             "recorded in `benchmarks/baseline.json`). The local provider runs as its own process "
+             "(the CI guard: hud-ray vs the bare loop on 4,000 rollouts, failing below half "
+             "the ratio recorded in `benchmarks/baseline.json`). The local provider runs as its "
+             "own process "
              "(`hud-ray fake-provider`); each measured run is a fresh child process.", ""]
     lim = r.get("limit", {})
     lines += ["## Throughput and the limit", ""]

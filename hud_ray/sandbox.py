@@ -24,7 +24,7 @@ from hud_ray.capabilities.rootview import RootViews
 from hud_ray.env import Environment, Session, Template, _current_session
 from hud_ray.errors import CapabilityError, EnvError, GradeError, HudRayError, TemplateError
 from hud_ray.task import Task, import_source
-from hud_ray.types import Grade, Prompt
+from hud_ray.types import Grade, Prompt, jsonable
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ class Sandbox:
                              f"{type(exc).__name__}: {exc}", code="grade_raised") from exc
         raw = await self._send(gen, template, template.build_answer(frame), verifier.id)
         grade = normalise_grade(raw)
-        info = {**grade.info, "actor_grade": _jsonable(frame)}
+        info = {**grade.info, "actor_grade": jsonable(frame)}
         return Grade(reward=grade.reward, subscores=grade.subscores, info=info)
 
     async def solve(self, session_id: str) -> Any:
@@ -485,7 +485,7 @@ def normalise_grade(raw: Any) -> Grade:
         if extra is not None and key not in info:
             info[key] = extra
     if subs and not isinstance(subs, dict):
-        info.setdefault("subscore_tree", [_jsonable(s) for s in subs])
+        info.setdefault("subscore_tree", [jsonable(s) for s in subs])
     if isinstance(subs, dict):
         subscores = {str(k): float(v) for k, v in subs.items()}
     else:
@@ -494,16 +494,4 @@ def normalise_grade(raw: Any) -> Grade:
             val = s.get("value") if isinstance(s, dict) else getattr(s, "value", None)
             if name is not None and isinstance(val, int | float):
                 subscores[str(name)] = float(val)
-    return Grade(reward=reward, subscores=subscores, info=_jsonable(info))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    if hasattr(value, "model_dump"):
-        return _jsonable(value.model_dump())
-    return str(value)
+    return Grade(reward=reward, subscores=subscores, info=jsonable(info))

@@ -118,3 +118,17 @@ class AgentResult:
     @property
     def num_steps(self) -> int:
         return sum(1 for s in self.steps if s.get("role") == "assistant")
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON data (dict keys as strings, models dumped, other objects as
+    their ``str``), for grade info that lands in rows."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if hasattr(value, "model_dump"):
+        return jsonable(value.model_dump(mode="json"))
+    return str(value)

@@ -12,20 +12,16 @@ environment with an MCP server runs in a sandbox actor, one rollout at a time.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import secrets
-import socket
-from collections.abc import Iterator
 from typing import Any
 
+from hud_ray.capabilities._asgi import ServedApp
 from hud_ray.capabilities.base import Capability, SessionResource
 from hud_ray.errors import CapabilityError
 
 log = logging.getLogger(__name__)
 
-START_TIMEOUT = 30.0
 
 
 class MCPServer(SessionResource):
@@ -45,8 +41,7 @@ class MCPServer(SessionResource):
         self.port = port
         self.path = path
         self._tokens: dict[str, str] = {}  # bearer token -> session id
-        self._uvicorn: Any = None
-        self._task: asyncio.Task[None] | None = None
+        self._served = ServedApp()
         self.url: str | None = None
 
     def _app(self, host: str) -> Any:
@@ -63,48 +58,24 @@ class MCPServer(SessionResource):
         return server.http_app(path=self.path, transport="http")
 
     async def start(self) -> None:
-        if self._task is not None:
+        if self._served.running:
             return
         try:
-            import uvicorn
+            import uvicorn  # noqa: F401
         except ImportError:
             raise CapabilityError("env.mcp() needs the mcp package: pip install "
                                   "'hud-ray[mcp]'") from None
         from hud_ray.capabilities.ssh import node_address
 
         host = self.host or node_address()
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, self.port))
-        sock.listen(128)
-        sock.setblocking(False)
-        config = uvicorn.Config(_Guard(self._app(host), self._tokens), lifespan="on",
-                                log_level="warning", access_log=False)
-        self._uvicorn = _Server(config)
-        self._task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
-        deadline = asyncio.get_running_loop().time() + START_TIMEOUT
-        while not self._uvicorn.started:
-            if self._task.done() or asyncio.get_running_loop().time() > deadline:
-                await self.stop()
-                raise CapabilityError(f"mcp server {self.name!r} failed to start")
-            await asyncio.sleep(0.01)
-        port = sock.getsockname()[1]
+        port = await self._served.start(_Guard(self._app(host), self._tokens), host, self.port,
+                                        what=f"mcp server {self.name!r}", lifespan="on")
         url_host = f"[{host}]" if ":" in host else host
         self.url = f"http://{url_host}:{port}{self.path}"
 
     async def stop(self) -> None:
         self._tokens.clear()
-        if self._task is None:
-            return
-        self._uvicorn.should_exit = True
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), 5)
-        except Exception:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-        self._task = None
+        await self._served.stop()
         self.url = None
 
     async def open(self, session_id: str) -> list[Capability]:
@@ -120,24 +91,6 @@ class MCPServer(SessionResource):
 
     def session_context(self, session_id: str) -> Any:
         return self.server
-
-
-def _server_class() -> type:
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:  # the host process owns its signals
-            yield
-
-        def install_signal_handlers(self) -> None:  # older uvicorn
-            return None
-
-    return Server
-
-
-def _Server(config: Any) -> Any:
-    return _server_class()(config)
 
 
 class _Guard:

@@ -10,19 +10,17 @@ prefix (use relative links) and this rollout's ``state`` dict, which graders rea
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import mimetypes
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+from hud_ray.capabilities._asgi import ServedApp
 from hud_ray.errors import CapabilityError
 
-START_TIMEOUT = 30.0
 escape = html.escape
 
 
@@ -124,8 +122,7 @@ class AppServer:
         self.host = host
         self.state_for = state_for
         self.base: str | None = None
-        self._uvicorn: Any = None
-        self._task: asyncio.Task[None] | None = None
+        self._served = ServedApp()
 
     def url_for(self, token: str) -> str:
         assert self.base is not None
@@ -141,37 +138,10 @@ class AppServer:
         await self.app(scope, receive, send)
 
     async def start(self) -> None:
-        import uvicorn
-
-        from hud_ray.capabilities.mcp_server import _Server
-
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
-        sock.listen(128)
-        sock.setblocking(False)
-        config = uvicorn.Config(self._asgi, lifespan="off", interface="asgi3", log_level="warning",
-                                access_log=False)
-        self._uvicorn = _Server(config)
-        self._task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
-        deadline = asyncio.get_running_loop().time() + START_TIMEOUT
-        while not self._uvicorn.started:
-            if self._task.done() or asyncio.get_running_loop().time() > deadline:
-                await self.stop()
-                raise CapabilityError("the environment's web app failed to start")
-            await asyncio.sleep(0.01)
+        port = await self._served.start(self._asgi, self.host, what="the environment's web app",
+                                        lifespan="off", interface="asgi3")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        self.base = f"http://{host}:{sock.getsockname()[1]}"
+        self.base = f"http://{host}:{port}"
 
     async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._uvicorn.should_exit = True
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), 5)
-        except Exception:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-        self._task = None
+        await self._served.stop()

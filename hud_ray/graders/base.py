@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hud_ray.graders.results import SubScore
+from hud_ray.types import jsonable
 
 
 class Grader:
@@ -28,21 +29,9 @@ class Grader:
             result = SubScore(name=cls.name, value=float(result))
         return result.model_copy(update={
             "name": name or cls.name, "weight": weight,
-            "info": {**(result.info or {}), "_parameters": _jsonable(kwargs)}})
+            "info": {**(result.info or {}), "_parameters": jsonable(kwargs)}})
 
     @classmethod
     async def compute_score(cls, **kwargs: Any) -> Any:
         """Compute a score in [0, 1]; subclasses implement this."""
         raise NotImplementedError(f"{cls.__name__} must implement compute_score")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    if hasattr(value, "model_dump"):
-        return _jsonable(value.model_dump(mode="json"))
-    return repr(value)

@@ -58,7 +58,9 @@ _LISTENING = re.compile(rb"DevTools listening on (ws://[^\s]+)")
 
 def chromium_path() -> str:
     """The Chromium binary to launch (``HUD_RAY_CHROMIUM`` overrides)."""
-    env = os.environ.get("HUD_RAY_CHROMIUM")
+    from hud_ray.settings import Settings
+
+    env = Settings.from_env().get("HUD_RAY_CHROMIUM")
     for path in ([env] if env else []) + list(CHROMIUM_CANDIDATES):
         if path and os.access(path, os.X_OK):
             return path

@@ -264,7 +264,7 @@ async def test_samples_oracle_one_nop_zero(ray_session, tmp_path, root):
     assert all(r["status"] == "ok" and r["reward"] == 1.0 for r in oracle.values()), \
         [(s, r["status"], r["reward"], r["error_message"]) for s, r in oracle.items()]
     csv = oracle["csv-report"]
-    assert dict(csv["subscores"]) == {"orders": 1.0, "total": 1.0, "top_customer": 1.0,
+    assert {s["key"]: s["value"] for s in csv["subscores"]} == {"orders": 1.0, "total": 1.0, "top_customer": 1.0,
                                       "reward": 1.0}
     info = json.loads(oracle["nonzero-exit"]["grade_info"])
     assert info["test_exit_code"] == 3 and "on purpose" in info["stderr"]

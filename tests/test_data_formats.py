@@ -118,5 +118,7 @@ def test_export_refuses_bad_input(tmp_path):
     bad = subprocess.run([str(BIN), "export", str(tmp_path), "--format", "parquet", "--out",
                           str(tmp_path / "x.parquet")], capture_output=True, text=True,
                          timeout=60)
-    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    # not a run directory: a RecordError, exit 3 like every run-directory error
+    assert bad.returncode == 3 and "Traceback" not in bad.stderr, bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert "no hud-ray run directories" in bad.stderr

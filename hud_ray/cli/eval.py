@@ -69,15 +69,6 @@ def check_address(address: str | None) -> None:
                           "Ray in-process)") from None
 
 
-def check_endpoint(config: EvalConfig) -> None:
-    """With Ray in-process the harness actors see this environment: a model agent with no
-    key or URL fails now, in one line, instead of inside every actor."""
-    from hud_ray.gateway import PROVIDER_KEYS, resolve_endpoint
-
-    if config.address is None and config.agent in PROVIDER_KEYS:
-        resolve_endpoint(config.agent_spec())
-
-
 @click.command("eval")
 @click.argument("source", type=click.Path(), required=False)
 @click.argument("agent", required=False)
@@ -175,7 +166,6 @@ def eval_command(source: str | None, agent: str | None, config_values: dict[str,
     if out and not resume:
         check_out_dir(out)
     check_address(address)
-    check_endpoint(config)
     try:
         result = asyncio.run(run_eval_async(config=config, on_progress=progress))
     except ConnectionError as exc:  # ray.init could not reach --address

@@ -2,10 +2,12 @@
 
 A run directory holds ``_manifest.json`` (config, taskset digest, schema version),
 ``rollouts-NNNNNN.arrow`` parts (Arrow IPC files, each complete and readable the
-moment it appears: written to a hidden temp name, then renamed), and ``_summary.json``
-once the run ends. Names starting with ``_`` or ``.`` are skipped by dataset readers,
-so ``pyarrow.dataset.dataset(run_dir, format="arrow")`` opens the parts alone. Run
-directories from before that layout (``manifest.json``, ``summary.json``) still read.
+moment it appears) and ``_summary.json`` once the run ends. It is a local path or any
+URI ``pyarrow.fs`` understands (``file://``, ``s3://``, ``gs://``, ...; see
+:mod:`hud_ray.rundir` for how each is written whole). Names starting with ``_`` or
+``.`` are skipped by dataset readers, so ``pyarrow.dataset.dataset(run_dir,
+format="arrow")`` opens the parts alone. Run directories from before that layout
+(``manifest.json``, ``summary.json``) still read.
 
 Rows are flushed every ``flush_rows`` rows or ``flush_seconds``. A write that fails
 keeps its rows buffered and raises a :class:`RecordError` (``sink_write_failed``):
@@ -29,6 +31,7 @@ import pyarrow.compute as pc
 
 from hud_ray.errors import RecordError
 from hud_ray.records import SCHEMA, SCHEMA_VERSION, RolloutRecord, upgrade_table
+from hud_ray.rundir import Location, RunDir, one_line
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +42,21 @@ LEGACY_SUMMARY = "summary.json"
 PART_GLOB = "rollouts-*.arrow"
 
 
-def _parts(directory: Path) -> list[Path]:
-    return sorted(directory.glob(PART_GLOB))
-
-
-def read_rollouts(directory: str | os.PathLike[str]) -> pa.Table:
-    """All rows written so far to a run directory (works mid-run), in the current schema
-    (parts written by an older schema version get the newer columns as nulls)."""
-    path = Path(directory)
-    if not path.is_dir():
-        raise RecordError(f"{path}: not a run directory")
-    tables = []
-    for part in _parts(path):
-        try:
-            with pa.memory_map(str(part)) as source:
-                tables.append(upgrade_table(pa.ipc.open_file(source).read_all()))
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise RecordError(f"{part}: unreadable Arrow part: {exc}") from None
+def read_rollouts(directory: Location | RunDir) -> pa.Table:
+    """All rows written so far to a run directory, a path or URI (works mid-run), in the
+    current schema (parts written by an older schema version get the newer columns as
+    nulls)."""
+    run = RunDir.resolve(directory)
+    if not run.is_dir():
+        raise RecordError(f"{run}: not a run directory")
+    tables = [upgrade_table(run.read_table(name)) for name in run.glob(PART_GLOB)]
     if not tables:
         return SCHEMA.empty_table()
     return pa.concat_tables(tables, promote_options="none")
 
 
 def manifest_path(directory: str | os.PathLike[str]) -> Path | None:
-    """The run directory's manifest file (current or legacy name), if any."""
+    """The (local) run directory's manifest file (current or legacy name), if any."""
     for name in (MANIFEST, LEGACY_MANIFEST):
         path = Path(directory) / name
         if path.is_file():
@@ -70,31 +64,33 @@ def manifest_path(directory: str | os.PathLike[str]) -> Path | None:
     return None
 
 
-def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    path = manifest_path(directory)
-    if path is None:
-        raise RecordError(f"{directory}: no {MANIFEST}; not a hud-ray run directory")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"{path}: corrupt manifest: {exc}") from None
-    except OSError as exc:
-        raise RecordError(f"{path}: unreadable manifest: {exc}") from None
+def _read_json(run: RunDir, names: tuple[str, ...], what: str) -> Any:
+    """The first of ``names`` that exists, parsed; None when none does."""
+    for name in names:
+        raw = run.read_bytes(name)
+        if raw is None:
+            continue
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RecordError(f"{run.where(name)}: corrupt {what}: {exc}") from None
+    return None
+
+
+def read_manifest(directory: Location | RunDir) -> dict[str, Any]:
+    run = RunDir.resolve(directory)
+    data = _read_json(run, (MANIFEST, LEGACY_MANIFEST), "manifest")
+    if data is None:
+        raise RecordError(f"{run}: no {MANIFEST}; not a hud-ray run directory")
     if not isinstance(data, dict):
-        raise RecordError(f"{path}: corrupt manifest: not a JSON object")
+        raise RecordError(f"{run.where(MANIFEST)}: corrupt manifest: not a JSON object")
     return data
 
 
-def read_summary(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
+def read_summary(directory: Location | RunDir) -> dict[str, Any] | None:
     """The summary a finished run wrote (current or legacy name), or None."""
-    for name in (SUMMARY, LEGACY_SUMMARY):
-        path = Path(directory) / name
-        if path.is_file():
-            try:
-                return json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise RecordError(f"{path}: unreadable summary: {exc}") from None
-    return None
+    data = _read_json(RunDir.resolve(directory), (SUMMARY, LEGACY_SUMMARY), "summary")
+    return data if isinstance(data, dict) else None
 
 
 class ResumeState:
@@ -106,7 +102,7 @@ class ResumeState:
         self.rows = rows
 
     @classmethod
-    def scan(cls, directory: Path) -> ResumeState:
+    def scan(cls, directory: Location | RunDir) -> ResumeState:
         table = read_rollouts(directory).select(["rollout_key", "attempt", "final"])
         if table.num_rows == 0:
             return cls(set(), {}, 0)
@@ -126,9 +122,9 @@ class ArrowSink:
     :class:`RecordError` with ``code="sink_write_failed"``.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, flush_rows: int = 2000,
+    def __init__(self, directory: Location | RunDir, *, flush_rows: int = 2000,
                  flush_seconds: float = 2.0) -> None:
-        self.directory = Path(directory)
+        self.run_dir = RunDir.resolve(directory)
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self._buffer: list[dict[str, Any]] = []
@@ -136,8 +132,13 @@ class ArrowSink:
         self._lock = asyncio.Lock()
         self.rows_written = 0
         self.bytes_written = 0
-        existing = _parts(self.directory) if self.directory.is_dir() else []
-        self._seq = (int(existing[-1].stem.split("-")[1]) + 1) if existing else 0
+        existing = self.run_dir.glob(PART_GLOB)
+        self._seq = (int(existing[-1].split("-")[1].split(".")[0]) + 1) if existing else 0
+
+    @property
+    def directory(self) -> Path:
+        """The local run directory (a URI run has none: see :attr:`run_dir`)."""
+        return self.run_dir.local_path
 
     @property
     def pending(self) -> int:
@@ -146,12 +147,12 @@ class ArrowSink:
 
     def open(self, manifest: dict[str, Any]) -> None:
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RecordError(f"{self.directory}: cannot create run directory: {exc}",
+            self.run_dir.mkdir()
+        except (OSError, RecordError) as exc:
+            raise RecordError(f"{self.run_dir}: cannot create run directory: {exc}",
                               code="sink_write_failed") from None
-        _write_json(self.directory / MANIFEST, {"schema_version": SCHEMA_VERSION, **manifest})
-        _drop_legacy(self.directory / LEGACY_MANIFEST)  # an old-layout dir, now resumed
+        _write_json(self.run_dir, MANIFEST, {"schema_version": SCHEMA_VERSION, **manifest})
+        _drop_legacy(self.run_dir, LEGACY_MANIFEST)  # an old-layout dir, now resumed
 
     def write(self, records: Iterable[RolloutRecord]) -> None:
         self.write_rows([r.to_row() for r in records])
@@ -197,48 +198,39 @@ class ArrowSink:
         self.bytes_written += size
 
     def _write_part(self, rows: list[dict[str, Any]], seq: int) -> int:
-        """Write ``rows`` as part ``seq`` (temp name, then rename); returns its size."""
-        final = self.directory / f"rollouts-{seq:06d}.arrow"
-        tmp = self.directory / f".{final.name}.tmp"
+        """Write ``rows`` as part ``seq``, whole or not at all; returns its size."""
+        name = f"rollouts-{seq:06d}.arrow"
         try:
             table = pa.Table.from_pylist(rows, schema=SCHEMA)
-            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, SCHEMA) as writer:
+            buffer = pa.BufferOutputStream()
+            with pa.ipc.new_file(buffer, SCHEMA) as writer:
                 writer.write_table(table)
-            os.replace(tmp, final)
-            return final.stat().st_size
+            return self.run_dir.write_bytes(name, buffer.getvalue())
         except (OSError, pa.ArrowException) as exc:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
-            raise RecordError(f"{final}: writing {len(rows)} rows failed: {exc}",
-                              code="sink_write_failed") from exc
+            raise RecordError(f"{self.run_dir.where(name)}: writing {len(rows)} rows failed: "
+                              f"{one_line(exc)}", code="sink_write_failed") from exc
 
     def close(self, summary: dict[str, Any] | None = None) -> None:
         self.flush()
         if summary is not None:
-            _write_json(self.directory / SUMMARY,
+            _write_json(self.run_dir, SUMMARY,
                         {"finished_at": datetime.now(UTC).isoformat(), **summary})
-            _drop_legacy(self.directory / LEGACY_SUMMARY)
+            _drop_legacy(self.run_dir, LEGACY_SUMMARY)
 
 
-def _drop_legacy(path: Path) -> None:
+def _drop_legacy(run: RunDir, name: str) -> None:
     """Remove an old-layout file once its replacement is written (dataset readers choke
     on ``*.json`` beside the parts)."""
     try:
-        path.unlink(missing_ok=True)
-    except OSError as exc:
-        log.warning("%s: could not remove the old-layout file: %s", path, exc)
+        run.delete(name)
+    except (OSError, pa.ArrowException) as exc:
+        log.warning("%s: could not remove the old-layout file: %s", run.where(name), exc)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+def _write_json(run: RunDir, name: str, data: dict[str, Any]) -> None:
+    body = (json.dumps(data, indent=2, default=str) + "\n").encode()
     try:
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise RecordError(f"{path}: write failed: {exc}", code="sink_write_failed") from exc
+        run.write_bytes(name, body)
+    except (OSError, pa.ArrowException) as exc:
+        raise RecordError(f"{run.where(name)}: write failed: {one_line(exc)}",
+                          code="sink_write_failed") from exc

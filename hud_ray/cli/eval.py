@@ -18,6 +18,7 @@ from hud_ray.cli._options import config_option, handle_errors, one_line
 from hud_ray.cli._render import ProgressLine, echo_err, render_summary
 from hud_ray.engine import EvalConfig, run_eval_async
 from hud_ray.errors import ConfigError, RecordError
+from hud_ray.rundir import RunDir, is_uri
 from hud_ray.task import split_task_ids
 
 
@@ -33,7 +34,14 @@ def validation_message(exc: ValidationError) -> str:
 
 def check_out_dir(path: str) -> None:
     """Fail early, in one line, if ``path`` cannot become a run directory (tried for real:
-    create it and a probe file, then remove what was created)."""
+    create it and a probe file, then remove what was created). A URI gets a probe object
+    written and deleted, which also checks the endpoint and the credentials."""
+    if is_uri(path):
+        run = RunDir.resolve(path)
+        run.probe()  # first: a failed write says why (a HEAD request's error has no body)
+        if run.is_file_here():
+            raise RecordError(f"--out {run}: exists and is not a directory")
+        return
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise RecordError(f"--out {path}: exists and is not a directory")
@@ -89,9 +97,11 @@ def check_address(address: str | None) -> None:
               help="The .py defining the environment, for .json/.jsonl task rows. "
                    "Env: HUD_RAY_ENV.")
 @click.option("--out", "-o", type=click.Path(),
-              help="Run directory for Arrow rows (default runs/<run_id>). Env: HUD_RAY_OUT.")
+              help="Run directory for Arrow rows (default runs/<run_id>): a path or a URI "
+                   "(file://, s3://, gs://, ...). Env: HUD_RAY_OUT.")
 @click.option("--resume", type=click.Path(),
-              help="Continue the run in this directory, skipping finished rollouts. "
+              help="Continue the run in this directory (path or URI), skipping finished "
+                   "rollouts. "
                    "Env: HUD_RAY_RESUME.")
 @click.option("--address",
               help="Ray cluster address, or auto (default: start Ray in-process). "

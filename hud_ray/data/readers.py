@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import time
@@ -17,7 +18,8 @@ import pyarrow.dataset as ds
 from hud_ray.data.policy import GroupPolicy, GroupResult, apply_policy
 from hud_ray.errors import RecordError
 from hud_ray.records import SCHEMA, upgrade_table
-from hud_ray.sink import PART_GLOB, read_manifest, read_summary
+from hud_ray.rundir import RunDir
+from hud_ray.sink import LEGACY_MANIFEST, MANIFEST, PART_GLOB, read_manifest, read_summary
 
 log = logging.getLogger(__name__)
 
@@ -32,35 +34,53 @@ GROUP_COLUMNS = pa.schema([
 ])
 
 
-def _is_run(path: Path) -> bool:
-    return path.is_dir() and (any(path.glob(PART_GLOB)) or (path / "_manifest.json").is_file()
-                              or (path / "manifest.json").is_file())
+def _is_run(run: RunDir) -> bool:
+    names = run.names()
+    return any(fnmatch.fnmatchcase(n, PART_GLOB) for n in names) or \
+        MANIFEST in names or LEGACY_MANIFEST in names
 
 
-def run_dirs(source: PathLike | Sequence[PathLike]) -> list[Path]:
-    """The run directories in ``source``: one run, a list of runs, or a sweep folder
-    (a folder whose sub-folders, at any depth, are runs)."""
+def _public(run: RunDir) -> Path | str:
+    """How a run is handed back: a Path when local, else its URI."""
+    return run.local_path if run.local else run.location
+
+
+def _runs(source: PathLike | Sequence[PathLike]) -> list[RunDir]:
     items = [source] if isinstance(source, str | os.PathLike) else list(source)
-    out: list[Path] = []
+    out: list[RunDir] = []
     for item in items:
-        path = Path(item)
-        if not path.is_dir():
-            raise RecordError(f"{path}: not a run directory")
-        if _is_run(path):
-            out.append(path)
+        run = RunDir.resolve(item)
+        if not run.is_dir():
+            raise RecordError(f"{run}: not a run directory")
+        if _is_run(run):
+            out.append(run)
             continue
-        found = sorted(p for p in path.rglob("*") if _is_run(p))
+        found = [d for d in run.subdirs() if _is_run(d)]
         if not found:
-            raise RecordError(f"{path}: no hud-ray run directories inside")
+            raise RecordError(f"{run}: no hud-ray run directories inside")
         out.extend(found)
     return out
 
 
+def run_dirs(source: PathLike | Sequence[PathLike]) -> list[Path | str]:
+    """The run directories in ``source``: one run, a list of runs, or a sweep folder
+    (a folder whose sub-folders, at any depth, are runs). Each is a path or a URI
+    (``s3://...``); URI runs come back as URIs."""
+    return [_public(run) for run in _runs(source)]
+
+
 def dataset(source: PathLike | Sequence[PathLike]) -> ds.Dataset:
-    """One run, many runs or a sweep as one ``pyarrow.dataset`` in the current schema
-    (parts from older schema versions read with the newer columns null)."""
-    files = [str(p) for run in run_dirs(source) for p in sorted(run.glob(PART_GLOB))]
-    return ds.dataset(files, format="ipc", schema=SCHEMA)
+    """One run, many runs or a sweep (paths or URIs) as one ``pyarrow.dataset`` in the
+    current schema (parts from older schema versions read with the newer columns null)."""
+    runs = _runs(source)
+    local = [run.key(n) for run in runs if run.local for n in run.glob(PART_GLOB)]
+    remote = [ds.dataset([run.key(n) for n in run.glob(PART_GLOB)], filesystem=run.fs,
+                         format="ipc", schema=SCHEMA) for run in runs if not run.local]
+    if not remote:
+        return ds.dataset(local, format="ipc", schema=SCHEMA)
+    if local:
+        remote.insert(0, ds.dataset(local, format="ipc", schema=SCHEMA))
+    return remote[0] if len(remote) == 1 else ds.dataset(remote)
 
 
 def read(source: PathLike | Sequence[PathLike], *, final: bool | None = True,
@@ -125,7 +145,7 @@ class Group:
     size: int
     rows: pa.Table  # the run's columns plus GROUP_COLUMNS
     result: GroupResult
-    run_dir: Path | None = None
+    run_dir: Path | str | None = None  # a URI for runs on an object store
 
     @property
     def kept(self) -> bool:
@@ -146,7 +166,7 @@ def group_policy_of(run_dir: PathLike) -> GroupPolicy:
     return GroupPolicy.parse(raw)
 
 
-def _group_size_of(run_dir: PathLike | None) -> int | None:
+def _group_size_of(run_dir: PathLike | RunDir | None) -> int | None:
     if run_dir is None:
         return None
     try:
@@ -157,7 +177,7 @@ def _group_size_of(run_dir: PathLike | None) -> int | None:
 
 
 def make_group(rows: pa.Table, policy: GroupPolicy, *, size: int,
-               run_dir: Path | None = None) -> Group:
+               run_dir: Path | str | None = None) -> Group:
     """A :class:`Group` from the final rows of one complete group, in sample order."""
     result = apply_policy(rows["reward"].to_pylist(), rows["reward_valid"].to_pylist(),
                           policy, size)
@@ -174,7 +194,7 @@ def make_group(rows: pa.Table, policy: GroupPolicy, *, size: int,
 class _Collector:
     """Gathers final rows per group; hands out each group once, when it completes."""
 
-    def __init__(self, policy: GroupPolicy | None, run_dir: Path | None) -> None:
+    def __init__(self, policy: GroupPolicy | None, run_dir: Path | str | None) -> None:
         self.policy = policy
         self.run_dir = run_dir
         self.default_size = _group_size_of(run_dir)
@@ -236,7 +256,7 @@ def groups(source: PathLike | Sequence[PathLike] | pa.Table, *,
     advantages from ``policy`` (default: the one in each run's manifest)."""
     pol = GroupPolicy.parse(policy) if policy is not None else None
     if isinstance(source, pa.Table):
-        sources: list[tuple[Path | None, pa.Table]] = [(None, upgrade_table(source))]
+        sources: list[tuple[Path | str | None, pa.Table]] = [(None, upgrade_table(source))]
     else:
         sources = [(run, dataset(run).to_table(filter=ds.field("final") == True))  # noqa: E712
                    for run in run_dirs(source)]
@@ -255,26 +275,22 @@ def follow(run_dir: PathLike, *, policy: GroupPolicy | dict[str, Any] | str | No
     and resumed run in the same directory. Stops when the run has written its summary
     and every part is read, or when nothing new arrived for ``idle_timeout`` seconds.
     """
-    path = Path(run_dir)
+    run = RunDir.resolve(run_dir)
     pol = GroupPolicy.parse(policy) if policy is not None else None
-    collector = _Collector(pol, path if path.is_dir() else None)
+    collector = _Collector(pol, _public(run) if run.is_dir() else None)
     seen: set[str] = set()
     last_new = time.monotonic()
     while True:
-        if collector.run_dir is None and path.is_dir():
-            collector = _Collector(pol, path)
-        finished = path.is_dir() and read_summary(path) is not None
-        new = sorted(p for p in path.glob(PART_GLOB) if p.name not in seen) \
-            if path.is_dir() else []
-        for part in new:
-            seen.add(part.name)
-            try:
-                with pa.memory_map(str(part)) as src:
-                    table = upgrade_table(pa.ipc.open_file(src).read_all())
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise RecordError(f"{part}: unreadable Arrow part: {exc}") from None
+        present = run.is_dir()
+        if collector.run_dir is None and present:
+            collector = _Collector(pol, _public(run))
+        finished = present and read_summary(run) is not None
+        new = [n for n in run.glob(PART_GLOB) if n not in seen] if present else []
+        for name in new:
+            seen.add(name)
+            table = upgrade_table(run.read_table(name))
             if collector.default_size is None:
-                collector.default_size = _group_size_of(path)
+                collector.default_size = _group_size_of(run)
             for group in collector.add(table):
                 if group.kept or not kept_only:
                     yield group

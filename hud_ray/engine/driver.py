@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from hud_ray.engine._placement import spawn_harness
 from hud_ray.engine.config import EvalConfig
 from hud_ray.engine.plan import RolloutSpec, count_plan, iter_plan
@@ -32,6 +34,7 @@ from hud_ray.engine.shipping import Shipment, job_shipment, plan_shipment, uploa
 from hud_ray.engine.summary import summarize
 from hud_ray.errors import ConfigError, HudRayError, RecordError, RunInterrupted, TasksetError
 from hud_ray.records import RolloutRecord
+from hud_ray.rundir import RunDir
 from hud_ray.sink import MANIFEST, SUMMARY, ArrowSink, ResumeState, read_manifest, read_rollouts
 from hud_ray.task import Taskset, canonical_args_json
 from hud_ray.types import Status
@@ -72,8 +75,13 @@ class EvalResult:
     """What a run returns: where its rows are, and its summary."""
 
     run_id: str
-    out_dir: Path
+    out_dir: Path | str  # a Path for a local run, else the URI it was given as
     summary: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.out_dir, RunDir):
+            run = self.out_dir
+            self.out_dir = run.local_path if run.local else run.location
 
     @property
     def all_failed(self) -> bool:
@@ -136,11 +144,11 @@ class Driver:
         self._actor_env: dict[str, Any] | None = None
 
     # ---- setup --------------------------------------------------------------------------
-    def _prepare_dir(self, taskset: Taskset) -> tuple[str, Path, ResumeState | None]:
+    def _prepare_dir(self, taskset: Taskset) -> tuple[str, RunDir, ResumeState | None]:
         cfg = self.config
         if cfg.resume:
-            out = Path(cfg.resume)
-            if cfg.out and Path(cfg.out).resolve() != out.resolve():
+            out = RunDir.resolve(cfg.resume)
+            if cfg.out and not out.same_as(cfg.out):
                 raise ConfigError(f"--out {cfg.out} differs from --resume {out} (a resumed run "
                                   "writes to its own directory)")
             manifest = read_manifest(out)
@@ -155,10 +163,10 @@ class Driver:
                                   "(resume needs the same tasks)")
             return manifest["run_id"], out, ResumeState.scan(out)
         run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-        out = Path(cfg.out) if cfg.out else Path("runs") / run_id
-        if out.exists() and not out.is_dir():
+        out = RunDir.resolve(cfg.out or str(Path("runs") / run_id))
+        if out.is_file_here():
             raise RecordError(f"{out}: exists and is not a directory (pick another --out)")
-        if out.exists() and any(out.iterdir()):
+        if out.names():
             raise RecordError(f"{out}: directory is not empty (use --resume {out} to continue "
                               "that run, or pick another --out)")
         return run_id, out, None
@@ -208,8 +216,9 @@ class Driver:
         run_id, out, resume = self._prepare_dir(taskset)
         self._shipment = plan_shipment(
             source=cfg.source, env_source=cfg.env_source, address=cfg.address,
-            working_dir=cfg.working_dir, excludes=cfg.excludes, ship=cfg.ship, out_dir=out)
-        created_dir = not out.exists()
+            working_dir=cfg.working_dir, excludes=cfg.excludes, ship=cfg.ship,
+            out_dir=out.local_path if out.local else None)
+        created_dir = not out.is_dir()
         sink = ArrowSink(out)
         try:
             sink.open(self._manifest(run_id, taskset, resume))
@@ -223,7 +232,7 @@ class Driver:
                                      f"in {out}") from None
             raise
 
-    async def _run(self, run_id: str, out: Path, taskset: Taskset,
+    async def _run(self, run_id: str, out: RunDir, taskset: Taskset,
                    resume: ResumeState | None, sink: ArrowSink) -> EvalResult:
         import ray
 
@@ -306,7 +315,7 @@ class Driver:
             loop.remove_signal_handler(signal.SIGTERM)
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
-    def _final_flush(self, sink: ArrowSink, out: Path, cause: RecordError | None, *,
+    def _final_flush(self, sink: ArrowSink, out: RunDir, cause: RecordError | None, *,
                      resumable: bool) -> None:
         """Write what is still buffered; after a failed write, stop the run loudly."""
         try:
@@ -509,16 +518,15 @@ class Driver:
                 pass  # already gone
 
 
-def _remove_failed_start(out: Path, created_dir: bool) -> None:
+def _remove_failed_start(out: RunDir, created_dir: bool) -> None:
     """Undo what a run that wrote no rows created, so the same ``--out`` works next time."""
     for name in (MANIFEST, SUMMARY):
         try:
-            (out / name).unlink(missing_ok=True)
-        except OSError:
-            return  # not ours to clean (replaced, unwritable): leave it
+            out.delete(name)
+        except (OSError, RecordError, pa.ArrowException):
+            return  # not ours to clean (replaced, unwritable, unreachable): leave it
     if created_dir:
-        with contextlib.suppress(OSError):
-            out.rmdir()  # only if empty
+        out.remove_if_empty()
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from hud_ray.engine.config import RESUME_FIELDS, EvalConfig
 from hud_ray.errors import ConfigError, RecordError
+from hud_ray.rundir import RunDir
 from hud_ray.sink import read_manifest
 
 
@@ -21,14 +21,14 @@ def resume_config(directory: str | os.PathLike[str], **given: Any) -> EvalConfig
     (concurrency, workers, address, timeouts, ...) override the stored values. The
     taskset itself is compared by digest when the run starts.
     """
-    path = Path(directory)
+    path = RunDir.resolve(directory)
     stored = read_manifest(path).get("config")
     if not isinstance(stored, dict) or "source" not in stored:
         raise RecordError(f"{path}: manifest has no stored config; resume with the full "
                           "command line instead")
     known = {k: v for k, v in stored.items() if k in EvalConfig.model_fields}
-    known["resume"], known["out"] = str(path), None
-    if given.get("out") is not None and Path(given["out"]).resolve() != path.resolve():
+    known["resume"], known["out"] = path.location, None
+    if given.get("out") is not None and not path.same_as(given["out"]):
         raise ConfigError(f"--out {given['out']} differs from --resume {path} (a resumed run "
                           "writes to its own directory)")
     given = {k: v for k, v in given.items() if k not in ("out", "resume")}

@@ -113,6 +113,11 @@ class RunDir:
             raise RecordError(f"{self}: not a local directory")
         return Path(self.path)
 
+    @property
+    def public(self) -> Path | str:
+        """How the run is handed back to users: a Path when local, else its URI."""
+        return Path(self.path) if self.fs is None else self.location
+
     def __str__(self) -> str:
         return redact(self.location) if self.fs is not None else self.location
 

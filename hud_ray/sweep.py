@@ -5,7 +5,8 @@ A sweep directory holds ``sweep.json`` (the expanded plan), one run directory pe
 ``summary.csv`` and ``reward.svg`` (mean reward per cell). Running the same sweep again
 skips finished cells (their run directory has a summary), resumes a cell that was
 interrupted (``--resume`` semantics: same config, same tasks) and starts the others.
-The seed reaches the harness as the agent setting ``seed``.
+The seed reaches the harness as the agent setting ``seed``. The sweep directory may be a
+URI (``s3://bucket/sweeps/x?...``), like a run directory.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import html
+import io
 import json
 import logging
 import re
@@ -26,7 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hud_ray.engine.config import EvalConfig
 from hud_ray.errors import ConfigError
-from hud_ray.sink import MANIFEST, SUMMARY
+from hud_ray.rundir import RunDir, storage_errors
+from hud_ray.sink import MANIFEST, SUMMARY, read_summary
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +126,7 @@ class Cell:
     group_size: int
     seed: int
 
-    def config(self, out: Path, base: dict[str, Any]) -> EvalConfig:
+    def config(self, out: Path | str, base: dict[str, Any]) -> EvalConfig:
         agent_config = {**base.get("agent_config", {}), **self.agent.config, "seed": self.seed}
         fields = {k: v for k, v in base.items() if k != "agent_config"}
         try:
@@ -156,37 +159,38 @@ def cells(config: SweepConfig) -> list[Cell]:
     return out
 
 
-def cell_state(directory: Path) -> str:
+def cell_state(directory: Path | str | RunDir) -> str:
     """``done`` (has a summary), ``partial`` (started, unfinished) or ``new``."""
-    if (directory / SUMMARY).is_file():
+    names = RunDir.resolve(directory).names()
+    if SUMMARY in names:
         return "done"
-    if (directory / MANIFEST).is_file():
+    if MANIFEST in names:
         return "partial"
     return "new"
 
 
-async def run_sweep(config: SweepConfig, out: str | Path, *,
+async def run_sweep(config: SweepConfig, out: str | Path | RunDir, *,
                     on_cell: Callable[[Cell, str], None] | None = None,
                     address: str | None = None) -> list[dict[str, Any]]:
     """Run (or continue) every cell; return the combined summary rows."""
     from hud_ray.engine import run_eval_async
 
-    root = Path(out)
+    root = RunDir.resolve(out)
     plan = cells(config)
     base = dict(config.eval)
     if address is not None:
         base["address"] = address
     _write_plan(root, config, plan)
     for cell in plan:
-        directory = root / cell.id
+        directory = root.child(cell.id)
         state = cell_state(directory)
         if on_cell:
             on_cell(cell, state)
         if state == "done":
             continue
-        cfg = cell.config(directory, base)
+        cfg = cell.config(directory.location, base)
         if state == "partial":
-            cfg = cfg.model_copy(update={"out": None, "resume": str(directory)})
+            cfg = cfg.model_copy(update={"out": None, "resume": directory.location})
         await run_eval_async(config=cfg)
         if on_cell:
             on_cell(cell, "finished")
@@ -195,44 +199,52 @@ async def run_sweep(config: SweepConfig, out: str | Path, *,
     return rows
 
 
-def _write_plan(root: Path, config: SweepConfig, plan: list[Cell]) -> None:
-    root.mkdir(parents=True, exist_ok=True)
+def _write_plan(root: RunDir, config: SweepConfig, plan: list[Cell]) -> None:
+    with storage_errors(f"{root}: cannot create the sweep directory"):
+        root.mkdir()
     body = {"sweep": config.model_dump(mode="json"), "cells": [c.id for c in plan]}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-    path = root / PLAN
-    if path.is_file():
-        old = json.loads(path.read_text())
-        if old.get("digest") != digest:
-            log.warning("%s: the sweep file changed since this sweep started; finished cells "
-                        "are kept, cells whose config changed will refuse to resume", root)
-    path.write_text(json.dumps({**body, "digest": digest}, indent=2))
+    old = root.read_bytes(PLAN)
+    if old is not None and json.loads(old).get("digest") != digest:
+        log.warning("%s: the sweep file changed since this sweep started; finished cells "
+                    "are kept, cells whose config changed will refuse to resume", root)
+    _write(root, PLAN, json.dumps({**body, "digest": digest}, indent=2))
 
 
-def combined(root: Path, plan: list[Cell]) -> list[dict[str, Any]]:
+def combined(root: Path | str | RunDir, plan: list[Cell]) -> list[dict[str, Any]]:
+    base = RunDir.resolve(root)
     rows = []
     for cell in plan:
-        summary = json.loads((root / cell.id / SUMMARY).read_text())
+        directory = base.child(cell.id)
+        summary = read_summary(directory) or {}
         g = cell.group_size
         rows.append({
             "cell": cell.id, "agent": cell.agent.slug, "taskset": cell.taskset.slug,
             "group_size": g, "seed": cell.seed, "rollouts": summary.get("rollouts"),
             "mean_reward": summary.get("mean_reward"), f"pass@{g}": summary.get(f"pass@{g}"),
             "pass@1": summary.get("pass@1"), "errors": summary.get("errors"),
-            "run_dir": str(root / cell.id)})
+            "run_dir": str(directory)})
     return rows
 
 
-def write_reports(root: Path, rows: list[dict[str, Any]]) -> None:
-    (root / SUMMARY).write_text(json.dumps(rows, indent=2, default=str))
+def write_reports(root: Path | str | RunDir, rows: list[dict[str, Any]]) -> None:
+    base = RunDir.resolve(root)
+    _write(base, SUMMARY, json.dumps(rows, indent=2, default=str))
     keys = ["cell", "agent", "taskset", "group_size", "seed", "rollouts", "mean_reward",
             "pass@k", "pass@1", "errors", "run_dir"]
-    with open(root / "summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({**{k: r.get(k) for k in keys},
-                             "pass@k": r.get(f"pass@{r['group_size']}")})
-    (root / "reward.svg").write_text(reward_svg(rows))
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=keys)
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({**{k: r.get(k) for k in keys},
+                         "pass@k": r.get(f"pass@{r['group_size']}")})
+    _write(base, "summary.csv", text.getvalue())
+    _write(base, "reward.svg", reward_svg(rows))
+
+
+def _write(root: RunDir, name: str, text: str) -> None:
+    with storage_errors(f"{root.where(name)}: write failed"):
+        root.write_bytes(name, text.encode())
 
 
 def table(rows: list[dict[str, Any]]) -> str:

@@ -288,3 +288,27 @@ def test_wrong_or_missing_credentials_are_one_line(tmp_path, root):
         assert "s3://bucket/run" in line, line
     finally:
         server.stop()
+
+
+def test_s3_sweep_runs_skips_and_reads_back(s3, tmp_path, root):
+    import yaml
+
+    sweep_file = tmp_path / "sweep.yaml"
+    sweep_file.write_text(yaml.safe_dump({
+        "agents": ["oracle"], "group_sizes": [2], "seeds": [0, 1],
+        "tasksets": [{"source": str(root / "tasksets" / "letters.py"),
+                      "task_ids": ["count_letter-f25c58bc", "count_letter-3379c8f3"]}],
+        "eval": {"workers": 1}}))
+    uri = s3.uri("sweeps/one")
+    first = hud_ray("sweep", str(sweep_file), "--out", uri, "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    rows = json.loads(first.stdout)
+    assert [r["rollouts"] for r in rows] == [4, 4]
+    keys = s3.keys("sweeps/one")
+    assert {"sweep.json", "_summary.json", "summary.csv", "reward.svg"} <= set(keys)
+    assert json.loads(s3.fs.open_input_stream("bucket/sweeps/one/_summary.json").read()) == rows
+    again = hud_ray("sweep", str(sweep_file), "--out", uri, "--json", cwd=tmp_path)
+    assert again.returncode == 0 and again.stderr.count("done, skipped") == 2, again.stderr
+    assert not list(tmp_path.glob("s3*"))  # nothing written locally
+    # the sweep folder URI reads as its runs
+    assert len(run_dirs(uri)) == 2 and read(uri).num_rows == 8

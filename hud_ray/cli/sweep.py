@@ -10,13 +10,15 @@ import click
 
 from hud_ray.cli._options import handle_errors
 from hud_ray.errors import ConfigError
+from hud_ray.rundir import RunDir
 from hud_ray.sweep import SweepConfig, cell_state, cells, run_sweep, table
 
 
 @click.command("sweep")
 @click.argument("sweep_file", type=click.Path())
 @click.option("--out", "-o", type=click.Path(),
-              help="Sweep directory (default: the file's `out`, else runs/sweep-<name>).")
+              help="Sweep directory, a path or URI (default: the file's `out`, else "
+                   "runs/sweep-<name>).")
 @click.option("--address",
               help="Ray cluster address for every cell (default: the file's eval.address, "
                    "else Ray in-process).")
@@ -27,12 +29,12 @@ def sweep_command(sweep_file: str, out: str | None, address: str | None, dry_run
                   as_json: bool) -> None:
     """Run every cell of SWEEP_FILE, one run directory each; run it again to continue."""
     config = SweepConfig.load(sweep_file)
-    root = Path(out or config.out or f"runs/sweep-{Path(sweep_file).stem}")
-    if root.exists() and not root.is_dir():
+    root = RunDir.resolve(out or config.out or f"runs/sweep-{Path(sweep_file).stem}")
+    if root.is_file_here():
         raise ConfigError(f"{root}: not a directory")
     if dry_run:
         for cell in cells(config):
-            click.echo(f"{cell_state(root / cell.id):<8} {cell.id}")
+            click.echo(f"{cell_state(root.child(cell.id)):<8} {cell.id}")
         return
 
     def report(cell, state: str) -> None:  # type: ignore[no-untyped-def]

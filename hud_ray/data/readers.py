@@ -40,11 +40,6 @@ def _is_run(run: RunDir) -> bool:
         MANIFEST in names or LEGACY_MANIFEST in names
 
 
-def _public(run: RunDir) -> Path | str:
-    """How a run is handed back: a Path when local, else its URI."""
-    return run.local_path if run.local else run.location
-
-
 def _runs(source: PathLike | Sequence[PathLike]) -> list[RunDir]:
     items = [source] if isinstance(source, str | os.PathLike) else list(source)
     out: list[RunDir] = []
@@ -66,7 +61,7 @@ def run_dirs(source: PathLike | Sequence[PathLike]) -> list[Path | str]:
     """The run directories in ``source``: one run, a list of runs, or a sweep folder
     (a folder whose sub-folders, at any depth, are runs). Each is a path or a URI
     (``s3://...``); URI runs come back as URIs."""
-    return [_public(run) for run in _runs(source)]
+    return [run.public for run in _runs(source)]
 
 
 def dataset(source: PathLike | Sequence[PathLike]) -> ds.Dataset:
@@ -277,13 +272,13 @@ def follow(run_dir: PathLike, *, policy: GroupPolicy | dict[str, Any] | str | No
     """
     run = RunDir.resolve(run_dir)
     pol = GroupPolicy.parse(policy) if policy is not None else None
-    collector = _Collector(pol, _public(run) if run.is_dir() else None)
+    collector = _Collector(pol, run.public if run.is_dir() else None)
     seen: set[str] = set()
     last_new = time.monotonic()
     while True:
         present = run.is_dir()
         if collector.run_dir is None and present:
-            collector = _Collector(pol, _public(run))
+            collector = _Collector(pol, run.public)
         finished = present and read_summary(run) is not None
         new = [n for n in run.glob(PART_GLOB) if n not in seen] if present else []
         for name in new:

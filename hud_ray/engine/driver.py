@@ -78,11 +78,6 @@ class EvalResult:
     out_dir: Path | str  # a Path for a local run, else the URI it was given as
     summary: dict[str, Any]
 
-    def __post_init__(self) -> None:
-        if isinstance(self.out_dir, RunDir):
-            run = self.out_dir
-            self.out_dir = run.local_path if run.local else run.location
-
     @property
     def all_failed(self) -> bool:
         """True when the run has rollouts and not one of them finished ``ok``."""
@@ -290,7 +285,7 @@ class Driver:
         summary["rollout_phase_s"] = round(time.monotonic() - ready_at, 3)
         summary["out_dir"] = str(out)
         sink.close(summary)
-        return EvalResult(run_id=run_id, out_dir=out, summary=summary)
+        return EvalResult(run_id=run_id, out_dir=out.public, summary=summary)
 
     @contextlib.contextmanager
     def _sigterm_cancels(self) -> Iterator[None]:

@@ -133,10 +133,7 @@ class RunDir:
         """A directory below this one (``rel`` uses ``/``)."""
         if self.fs is None:
             return RunDir(str(Path(self.location) / rel), str(Path(self.path) / rel))
-        parts = urlsplit(self.location)
-        path = f"{parts.path.rstrip('/')}/{rel}"
-        return RunDir(urlunsplit((parts.scheme, parts.netloc, path, parts.query, "")),
-                      f"{self.path}/{rel}", self.fs)
+        return RunDir(join_uri(self.location, rel), f"{self.path}/{rel}", self.fs)
 
     def same_as(self, other: Location | RunDir) -> bool:
         o = RunDir.resolve(other)
@@ -296,6 +293,16 @@ class RunDir:
 def resolve(location: Location | RunDir) -> RunDir:
     """Shorthand for :meth:`RunDir.resolve`."""
     return RunDir.resolve(location)
+
+
+def join_uri(location: str, rel: str) -> str:
+    """``location`` (a path or URI) with ``rel`` appended to its path (a URI keeps its
+    ``?query``)."""
+    if not is_uri(location):
+        return str(Path(location) / rel)
+    parts = urlsplit(location)
+    path = f"{parts.path.rstrip('/')}/{rel}"
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
 def redact(uri: str) -> str:

@@ -62,3 +62,11 @@ def test_bad_invocations_are_one_line_errors(project):
         with pytest.raises(ConfigError, match=msg) as info:
             prepare_eval_job(list(args))
         assert "\n" not in str(info.value)
+
+
+def test_runs_dir_uri_keeps_its_query(project):
+    runs = "s3://bucket/runs?endpoint_override=10.0.0.5:9000&scheme=http"
+    job = prepare_eval_job(["eval", "sets/tasks.jsonl", "oracle"], submission_id="j9",
+                           runs_dir=runs)
+    uri = "s3://bucket/runs/j9?endpoint_override=10.0.0.5:9000&scheme=http"
+    assert _argv(job)[-2:] == ["--out", uri] and job.out == uri

@@ -22,6 +22,7 @@ import click
 
 from hud_ray.engine.shipping import Shipment, plan_shipment
 from hud_ray.errors import ConfigError, HudRayError
+from hud_ray.rundir import is_uri, join_uri
 
 DEFAULT_DASHBOARD = "http://127.0.0.1:8265"
 DEFAULT_RUNS_DIR = "~/hud-ray-runs"
@@ -143,7 +144,7 @@ def prepare_eval_job(args: list[str], *, working_dir: str | None = None,
             out_dir = val
         out_tokens.append(tok)
     if out_dir is None:
-        out_dir = f"{runs_dir.rstrip('/')}/{sid}"
+        out_dir = join_uri(runs_dir, sid) if is_uri(runs_dir) else f"{runs_dir.rstrip('/')}/{sid}"
         out_tokens += ["--out", out_dir]
     entry = f"{python} -m hud_ray.cli eval {_join(out_tokens)}"
     runtime_env: dict[str, Any] = dict(shipment.runtime_env or {})

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -154,6 +155,40 @@ def test_sink_write_failure_keeps_rows_and_leaves_no_part(s3):
         sink.flush()
     assert info.value.code == "sink_write_failed" and "\n" not in str(info.value)
     assert sink.pending == 1 and sink.rows_written == 0
+
+
+def test_follow_a_live_run_on_s3(s3):
+    uri = s3.uri("live")
+    seen: list[str] = []
+    errors: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            seen.extend(g.group_id for g in follow(uri, poll=0.05, idle_timeout=60))
+        except BaseException as exc:
+            errors.append(exc)
+
+    follower = threading.Thread(target=consume, daemon=True)
+    follower.start()  # before anything exists at the URI
+    time.sleep(0.3)
+    sink = ArrowSink(uri, flush_rows=1)
+    sink.open({"run_id": "r", "config": {"group_size": 2}})
+
+    def member(g: int, i: int) -> RolloutRecord:
+        return RolloutRecord(run_id="r", trace_id=f"t{g}.{i}", rollout_key=f"s{g}#{i}",
+                             slug=f"s{g}", env="e", template_id="t", args="{}",
+                             group_id=f"g{g}", sample_index=i, attempt=0, final=True,
+                             agent="oracle", status="ok", reward=float(i),
+                             reward_valid=True, group_size=2)
+    for g in range(3):  # each group split over two parts, a little apart
+        for i in range(2):
+            sink.write([member(g, i)])
+            time.sleep(0.1)
+    wait_for(lambda: len(seen) == 3, 60, "every group followed")
+    sink.close({"rollouts": 6})
+    follower.join(60)
+    assert not follower.is_alive() and not errors, errors
+    assert seen == ["g0", "g1", "g2"]
 
 
 # ---- file:// ---------------------------------------------------------------------------

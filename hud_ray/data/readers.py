@@ -19,7 +19,15 @@ from hud_ray.data.policy import GroupPolicy, GroupResult, apply_policy
 from hud_ray.errors import RecordError
 from hud_ray.records import SCHEMA, upgrade_table
 from hud_ray.rundir import RunDir
-from hud_ray.sink import LEGACY_MANIFEST, MANIFEST, PART_GLOB, read_manifest, read_summary
+from hud_ray.sink import (
+    LEGACY_MANIFEST,
+    LEGACY_SUMMARY,
+    MANIFEST,
+    PART_GLOB,
+    SUMMARY,
+    read_manifest,
+    read_summary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -276,10 +284,12 @@ def follow(run_dir: PathLike, *, policy: GroupPolicy | dict[str, Any] | str | No
     seen: set[str] = set()
     last_new = time.monotonic()
     while True:
-        present = run.is_dir()
+        names = run.names()  # one listing per poll (on an object store: one request)
+        present = bool(names) or (run.local and run.is_dir())
         if collector.run_dir is None and present:
             collector = _Collector(pol, run.public)
-        finished = present and read_summary(run) is not None
+        finished = bool({SUMMARY, LEGACY_SUMMARY} & set(names)) and \
+            read_summary(run) is not None
         new = [n for n in run.glob(PART_GLOB) if n not in seen] if present else []
         for name in new:
             seen.add(name)

@@ -347,3 +347,15 @@ def test_s3_sweep_runs_skips_and_reads_back(s3, tmp_path, root):
     assert not list(tmp_path.glob("s3*"))  # nothing written locally
     # the sweep folder URI reads as its runs
     assert len(run_dirs(uri)) == 2 and read(uri).num_rows == 8
+
+
+def test_keys_in_a_uri_are_never_printed_or_stored():
+    from hud_ray.rundir import RunDir
+
+    run = RunDir.resolve("s3://AKID:s3cret@bucket/run?endpoint_override=127.0.0.1:1"
+                         "&scheme=http")
+    assert "s3cret" not in str(run) and "s3cret" not in run.where("x")
+    assert str(run) == "s3://bucket/run?endpoint_override=127.0.0.1:1&scheme=http"
+    assert "s3cret" in run.location  # still usable to read back in-process
+    child = run.child("cell")
+    assert child.path == "bucket/run/cell" and "s3cret" not in str(child)

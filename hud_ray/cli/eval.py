@@ -18,7 +18,7 @@ from hud_ray.cli._options import config_option, handle_errors, one_line
 from hud_ray.cli._render import ProgressLine, echo_err, render_summary
 from hud_ray.engine import EvalConfig, run_eval_async
 from hud_ray.errors import ConfigError, RecordError
-from hud_ray.rundir import RunDir, is_uri
+from hud_ray.rundir import RunDir, is_uri, redact
 from hud_ray.task import split_task_ids
 
 
@@ -191,7 +191,7 @@ def _finish(result: Any, as_json: bool) -> None:
     else:
         click.echo(render_summary(result.summary))
     if result.all_failed:
-        echo_err(f"every rollout failed (rows in {result.out_dir})")
+        echo_err(f"every rollout failed (rows in {redact(str(result.out_dir))})")
         sys.exit(1)
 
 

@@ -192,6 +192,7 @@ def test_follow_a_live_run_on_s3(s3):
 
 
 # ---- file:// ---------------------------------------------------------------------------
+@pytest.mark.ray
 async def test_file_uri_eval_read_back_and_resume(ray_session, tmp_path, root):
     run = tmp_path / "run dir"  # a space: the URI is %-quoted
     uri = "file://" + str(run).replace(" ", "%20")
@@ -212,6 +213,8 @@ async def test_file_uri_eval_read_back_and_resume(ray_session, tmp_path, root):
 
 
 # ---- S3 ----------------------------------------------------------------------------------
+@pytest.mark.ray
+@pytest.mark.timeout(600)
 def test_s3_eval_interrupt_resume_and_read_back(s3, tmp_path, fixtures):
     uri = s3.uri("runs/naps")
     proc = subprocess.Popen([str(BIN), "eval", str(fixtures / "naps.py"), "oracle", "-g", "2",
@@ -257,6 +260,7 @@ def test_s3_eval_interrupt_resume_and_read_back(s3, tmp_path, fixtures):
     assert json.loads(exported.stdout)["rows"] == 160
 
 
+@pytest.mark.ray
 def test_s3_failed_start_leaves_nothing_behind(s3, tmp_path, root):
     # The agent cannot be built inside the harness actors (no endpoint): the run fails
     # after its manifest was written; the same --out URI must work right after.
@@ -325,6 +329,8 @@ def test_wrong_or_missing_credentials_are_one_line(tmp_path, root):
         server.stop()
 
 
+@pytest.mark.ray
+@pytest.mark.timeout(600)
 def test_s3_sweep_runs_skips_and_reads_back(s3, tmp_path, root):
     import yaml
 

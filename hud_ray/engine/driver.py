@@ -30,7 +30,15 @@ from hud_ray.engine.plan import RolloutSpec, count_plan, iter_plan
 from hud_ray.engine.resume import resume_config
 from hud_ray.engine.shipping import Shipment, job_shipment, plan_shipment, upload_errors
 from hud_ray.engine.summary import summarize
-from hud_ray.errors import ConfigError, HudRayError, RecordError, RunInterrupted, TasksetError
+from hud_ray.errors import (
+    ConfigError,
+    HudRayError,
+    PlacementError,
+    RecordError,
+    RunInterrupted,
+    TasksetError,
+)
+from hud_ray.placement import describe
 from hud_ray.records import RolloutRecord
 from hud_ray.sink import MANIFEST, SUMMARY, ArrowSink, ResumeState, read_manifest, read_rollouts
 from hud_ray.task import Taskset, canonical_args_json
@@ -180,8 +188,8 @@ class Driver:
 
     def _spawn(self, run_id: str, taskset: Taskset, index: int) -> Any:
         cfg = self.config
-        sandbox_options = {"resources": dict(cfg.sandbox_resources)} \
-            if cfg.sandbox_resources else None
+        sandbox_options = {"request": dict(cfg.sandbox_resources),
+                           "placement_timeout": cfg.placement_timeout}
         return spawn_harness(
             resources=cfg.harness_resources, runtime_env=self._actor_env,
             run_id=run_id, sources=self._actor_sources(taskset),
@@ -251,10 +259,16 @@ class Driver:
                 if total:
                     self._actors = [self._spawn(run_id, taskset, i) for i in range(n_workers)]
                     try:
-                        await asyncio.gather(*(a.ready.remote() for a in self._actors))
+                        await asyncio.wait_for(
+                            asyncio.gather(*(a.ready.remote() for a in self._actors)),
+                            cfg.placement_timeout)
                     except ray.exceptions.RayActorError as exc:
                         raise ConfigError(f"harness actors failed to start: "
                                           f"{_root_cause(exc)}") from None
+                    except TimeoutError:
+                        raise PlacementError(
+                            f"harness actors not placed within {cfg.placement_timeout:g} s: "
+                            f"{describe(cfg.harness_resources)}") from None
                     ready_at = time.monotonic()
                     await self._schedule(run_id, taskset, specs, sink, progress)
             except asyncio.CancelledError:

@@ -86,7 +86,7 @@ def cluster(tmp_path_factory):
     c.wait_for_nodes()
     ray.init(address=c.address, log_to_driver=False, configure_logging=False)
     try:
-        yield c, {k: n.unique_id for k, n in nodes.items()}, nodes
+        yield c, {k: n.node_id for k, n in nodes.items()}, nodes
     finally:
         ray.shutdown()
         c.shutdown()

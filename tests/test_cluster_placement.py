@@ -184,6 +184,7 @@ def test_pools_refill_on_the_surviving_node(cluster, tmp_path):
     the other sandbox node (never elsewhere), every key ends with one final ``ok`` row.
     Runs last: it removes a node of the module's cluster."""
     import ray
+
     from hud_ray import run_eval
 
     c, ids, nodes = cluster
@@ -197,7 +198,7 @@ def test_pools_refill_on_the_surviving_node(cluster, tmp_path):
                                      harness_resources={"harness": 1},
                                      sessions_per_sandbox=1, max_concurrent=8,
                                      group_size=8, max_retries=5)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+        except BaseException as exc:
             box["error"] = exc
 
     thread = threading.Thread(target=run)

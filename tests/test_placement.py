@@ -66,5 +66,5 @@ def test_eval_config_checks_resources():
                      harness_resources={"harness": 1})
     assert cfg.sandbox_resources == {"CPU": 1.0, "sandbox": 1.0}
     assert cfg.placement_timeout == 300
-    with pytest.raises(ValueError, match="harness_resources: robot=2.5"):
+    with pytest.raises(ValueError, match=r"harness_resources: robot=2\.5"):
         EvalConfig(source="x.py", harness_resources={"robot": 2.5})

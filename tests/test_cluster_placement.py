@@ -182,7 +182,7 @@ def test_impossible_request_fails_typed_after_timeout(cluster, tasks, tmp_path):
 def test_pools_refill_on_the_surviving_node(cluster, tmp_path):
     """A sandbox node SIGKILLed mid-run: its rollouts are retried, the pools refill on
     the other sandbox node (never elsewhere), every key ends with one final ``ok`` row.
-    Runs last: it removes a node of the module's cluster."""
+    Removes a sandbox node of the module's cluster."""
     import ray
 
     from hud_ray import run_eval
@@ -197,7 +197,7 @@ def test_pools_refill_on_the_surviving_node(cluster, tmp_path):
             box["result"] = run_eval(str(tasks), "oracle", out=str(out), workers=2,
                                      harness_resources={"harness": 1},
                                      sessions_per_sandbox=1, max_concurrent=8,
-                                     group_size=8, max_retries=5)
+                                     group_size=4, max_retries=5)
         except BaseException as exc:
             box["error"] = exc
 
@@ -217,9 +217,54 @@ def test_pools_refill_on_the_surviving_node(cluster, tmp_path):
         thread.join(240)
     assert not thread.is_alive() and "error" not in box, box.get("error")
     rows = _rows(out)
-    final = _one_final_each(rows, 128)
+    final = _one_final_each(rows, 64)
     assert all(r["status"] == "ok" for r in final), Counter(r["error_type"] for r in final)
     after = {r["prompt"] for r in final if r["env"] == "boxed"
              and r["started_at"].timestamp() > dead_at + 0.5}
     assert after == {ids["sb2"]}, (after, ids)
     print(f"\nRESULT placement_refill lost={Counter(r['error_type'] for r in rows if not r['final'])}")
+
+
+def test_lost_harness_node_ends_in_typed_rows(cluster, tmp_path):
+    """The only ``harness`` node is SIGKILLed mid-run: replacement harnesses can never be
+    placed, so their batches end as final ``placement_timeout`` rows after the placement
+    timeout instead of hanging; every key still ends with exactly one final row. Runs
+    last: it removes the module's harness node."""
+    import ray
+
+    from hud_ray import run_eval
+
+    c, ids, nodes = cluster
+    out = tmp_path / "out"
+    box: dict = {}
+    tasks = _tasks(tmp_path, 0.5)
+
+    def run() -> None:
+        try:
+            box["result"] = run_eval(str(tasks), "oracle", out=str(out), workers=2,
+                                     harness_resources={"harness": 1}, max_concurrent=8,
+                                     group_size=4, placement_timeout=20)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("rollouts-*.arrow")):
+            assert thread.is_alive() and time.monotonic() < deadline, box
+            time.sleep(0.2)
+        killed = time.monotonic()
+        c.remove_node(nodes["hn"], allow_graceful=False)
+        thread.join(180)
+        ended = time.monotonic() - killed
+    finally:
+        thread.join(60)
+    assert not thread.is_alive() and "error" not in box, box.get("error")
+    assert any(not n["Alive"] for n in ray.nodes() if n["NodeID"] == ids["hn"])
+    final = _one_final_each(_rows(out), 64)
+    failed = Counter((r["status"], r["error_type"]) for r in final if r["status"] != "ok")
+    assert failed and set(failed) <= {("infra_error", "placement_timeout"),
+                                      ("infra_error", "actor_lost")}, failed
+    assert failed[("infra_error", "placement_timeout")], failed
+    print(f"\nRESULT harness_node_lost ended_after_s={ended:.1f} failed={dict(failed)}")

@@ -137,6 +137,7 @@ class Driver:
         self.wedge_grace_s = wedge_grace_s
         self._actors: list[Any] = []
         self._load: dict[int, int] = {}
+        self._placing: dict[int, Any] = {}  # slot -> ready() ref of a replacement harness
         self._stopping = False
         self._terminated = False
         self._fatal: BaseException | None = None
@@ -393,6 +394,8 @@ class Driver:
             actor = self._actors[slot]
             outstanding = {s.trace_id: s for s in batch}
             try:
+                if (placing := self._placing.get(slot)) is not None:
+                    await self._await_placed(slot, placing)
                 # A silence timer: every batch of rows from the actor restarts it.
                 async with asyncio.timeout(silence) as timer:
                     async for ref in actor.run_stream.remote(batch):
@@ -408,6 +411,9 @@ class Driver:
                                           "worker_unresponsive", False,
                                           f"harness sent nothing for {silence}s; "
                                           "a task blocked its event loop?"))
+            except PlacementError as exc:
+                handle(self._failure_rows(run_id, taskset, outstanding.values(),
+                                          "infra_error", exc.code, False, str(exc)))
             except asyncio.CancelledError:
                 handle(self._failure_rows(run_id, taskset, outstanding.values(), "cancelled",
                                           "cancelled", True, "run cancelled"))
@@ -504,6 +510,19 @@ class Driver:
             pass  # already gone
         log.warning("replacing harness actor %d", slot)
         self._actors[slot] = self._spawn(run_id, taskset, slot)
+        self._placing[slot] = self._actors[slot].ready.remote()
+
+    async def _await_placed(self, slot: int, ready: Any) -> None:
+        """Wait for a replacement harness to run; one no node takes (its node type is
+        gone) fails the batch as ``placement_timeout`` rows instead of hanging."""
+        timeout = self.config.placement_timeout
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(ready)), timeout)
+        except TimeoutError:
+            raise PlacementError(f"replacement harness actor not placed within {timeout:g} s: "
+                                 f"{describe(self.config.harness_resources)}") from None
+        if self._placing.get(slot) is ready:
+            del self._placing[slot]
 
     async def _shutdown(self) -> None:
         import ray

@@ -137,7 +137,8 @@ class Driver:
         self.wedge_grace_s = wedge_grace_s
         self._actors: list[Any] = []
         self._load: dict[int, int] = {}
-        self._placing: dict[int, Any] = {}  # slot -> ready() ref of a replacement harness
+        # slot -> [ready() of its replacement harness, placement deadline] until it runs
+        self._placing: dict[int, list[Any]] = {}
         self._stopping = False
         self._terminated = False
         self._fatal: BaseException | None = None
@@ -394,8 +395,8 @@ class Driver:
             actor = self._actors[slot]
             outstanding = {s.trace_id: s for s in batch}
             try:
-                if (placing := self._placing.get(slot)) is not None:
-                    await self._await_placed(slot, placing)
+                if slot in self._placing:
+                    actor = await self._await_placed(slot, run_id, taskset)
                 # A silence timer: every batch of rows from the actor restarts it.
                 async with asyncio.timeout(silence) as timer:
                     async for ref in actor.run_stream.remote(batch):
@@ -452,7 +453,8 @@ class Driver:
                         free >= min(low_water, waiting) or progress.in_flight == 0):
                     take = min(chunk, free, waiting)
                     batch = [take_one() for _ in range(take)]
-                    slot = min(self._load, key=self._load.__getitem__)
+                    # busy slots before one whose replacement harness is not running yet
+                    slot = min(self._load, key=lambda k: (k in self._placing, self._load[k]))
                     self._load[slot] += take
                     for s in batch:
                         inflight_specs[s.trace_id] = s
@@ -510,19 +512,50 @@ class Driver:
             pass  # already gone
         log.warning("replacing harness actor %d", slot)
         self._actors[slot] = self._spawn(run_id, taskset, slot)
-        self._placing[slot] = self._actors[slot].ready.remote()
+        self._track_placement(slot)
 
-    async def _await_placed(self, slot: int, ready: Any) -> None:
-        """Wait for a replacement harness to run; one no node takes (its node type is
-        gone) fails the batch as ``placement_timeout`` rows instead of hanging."""
-        timeout = self.config.placement_timeout
-        try:
-            await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(ready)), timeout)
-        except TimeoutError:
-            raise PlacementError(f"replacement harness actor not placed within {timeout:g} s: "
-                                 f"{describe(self.config.harness_resources)}") from None
-        if self._placing.get(slot) is ready:
-            del self._placing[slot]
+    async def _await_placed(self, slot: int, run_id: str, taskset: Taskset) -> Any:
+        """The slot's replacement harness once it runs. One that died before running
+        (Ray placed it on a node that was dying) is replaced again without charging the
+        batch a retry; one no node takes within ``placement_timeout`` of the replacement
+        (its node type is gone) fails the batch as ``placement_timeout`` rows, and every
+        later batch at once until it runs, instead of hanging."""
+        import ray
+
+        last = ""
+        while (entry := self._placing.get(slot)) is not None:
+            ready, deadline = entry
+            try:
+                await asyncio.wait_for(asyncio.shield(ready),
+                                       max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise PlacementError(
+                    f"replacement harness actor not running within "
+                    f"{self.config.placement_timeout:g} s: "
+                    f"{describe(self.config.harness_resources)}{last}") from None
+            except ray.exceptions.RayActorError as exc:
+                last = f" (last start failed: {_root_cause(exc)})"
+                await asyncio.sleep(1.0)
+                if self._placing.get(slot) is entry:  # nobody replaced it meanwhile
+                    self._replace(slot, run_id, taskset)
+                    self._placing[slot][1] = deadline  # the first replacement's deadline
+                continue
+            if self._placing.get(slot) is entry:
+                del self._placing[slot]
+        return self._actors[slot]
+
+    def _track_placement(self, slot: int) -> None:
+        """Note the slot's new harness as placing until its ``ready()`` returns."""
+        ready = asyncio.ensure_future(self._actors[slot].ready.remote())
+        entry: list[Any] = [ready, time.monotonic() + self.config.placement_timeout]
+        self._placing[slot] = entry
+
+        def placed(done: asyncio.Future[Any]) -> None:
+            if self._placing.get(slot) is entry and not done.cancelled() \
+                    and done.exception() is None:
+                del self._placing[slot]
+
+        ready.add_done_callback(placed)
 
     async def _shutdown(self) -> None:
         import ray

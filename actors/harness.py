@@ -9,7 +9,7 @@ from typing import Any
 
 import ray
 
-from actors.pool import SandboxPool
+from actors.pool import SandboxPools
 from hud_ray.engine.plan import RolloutSpec
 from hud_ray.engine.worker import RolloutWorker
 from hud_ray.sandbox import Sandbox, load_environments
@@ -28,12 +28,11 @@ class HarnessActor:
                  sessions_per_sandbox: int = 8) -> None:
         os.environ.setdefault("HUD_RAY_IN_ACTOR", "1")
         envs = load_environments(sources)
-        local = {n: e for n, e in envs.items() if colocate and not e.stateful}
+        local = {n: e for n, e in envs.items() if colocate and e.colocatable}
         self.sandbox = Sandbox(local) if local else None
-        pooled = [e for n, e in envs.items() if n not in local]
-        capacity = sessions_per_sandbox if all(e.isolates_sessions for e in pooled) else 1
-        self.pool = SandboxPool(sources, actor_options=sandbox_options, capacity=capacity) \
-            if pooled else None
+        pooled = {n: e for n, e in envs.items() if n not in local and n in sources}
+        self.pool = SandboxPools(pooled, sources, options=sandbox_options,
+                                 sessions_per_sandbox=sessions_per_sandbox) if pooled else None
         self.worker = RolloutWorker(
             run_id=run_id, tasks=[Task.model_validate(t) for t in tasks],
             agent=AgentSpec.model_validate(agent), rollout_timeout=rollout_timeout,

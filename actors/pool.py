@@ -12,7 +12,9 @@ from typing import Any
 import ray
 
 from actors.sandbox import RemoteSandbox, SandboxActor
-from hud_ray.errors import ActorLost
+from hud_ray.env import Environment
+from hud_ray.errors import ActorLost, PlacementError
+from hud_ray.placement import describe, merge, ray_options
 from hud_ray.task import Task
 
 log = logging.getLogger(__name__)
@@ -53,15 +55,22 @@ class SandboxPool:
     Actors are spread over the nodes that fit them (Ray's ``SPREAD``). An actor with no
     live session for ``idle_ttl`` seconds is released: the pools of
     other harnesses may need its resources (after a node loss, idle actors hoarded by
-    one pool left another's new actor pending forever).
+    one pool left another's new actor pending forever). An actor that no node takes
+    within ``placement_timeout`` seconds fails its leases with :class:`PlacementError`
+    (a typed row, not a hang).
     """
 
     def __init__(self, sources: dict[str, str], *, actor_options: dict[str, Any] | None = None,
                  capacity: int = 1, max_idle: int = 64,
-                 health_check_after: float = 30.0, idle_ttl: float | None = 10.0) -> None:
+                 health_check_after: float = 30.0, idle_ttl: float | None = 10.0,
+                 request: dict[str, float] | None = None,
+                 placement_timeout: float | None = None) -> None:
         self.sources = sources
+        self.request = dict(request or {})
+        self.placement_timeout = placement_timeout
         # Spread over the nodes that fit (a lost node then takes only its share).
-        self.actor_options = {"scheduling_strategy": "SPREAD", **(actor_options or {})}
+        self.actor_options = {"scheduling_strategy": "SPREAD", **ray_options(self.request),
+                              **(actor_options or {})}
         self.capacity = max(1, capacity)
         self.max_idle = max_idle
         self.health_check_after = health_check_after
@@ -78,12 +87,24 @@ class SandboxPool:
         handle = SandboxActor.options(  # type: ignore[attr-defined]
             **self.actor_options).remote(self.sources)
         try:
+            if self.placement_timeout is not None:
+                await self._placed(handle, self.placement_timeout)
             await handle.setup.remote()
         except ray.exceptions.RayActorError as exc:
             self._terminate(handle)
             raise ActorLost(f"sandbox actor failed to start: {type(exc).__name__}") from None
         self.started += 1
         return handle
+
+    async def _placed(self, handle: Any, timeout: float) -> None:
+        """Wait until a node runs the new actor (its constructor returned), or give up."""
+        ping = handle.ping.remote()
+        try:
+            await asyncio.wait_for(asyncio.shield(ping), timeout)
+        except TimeoutError:
+            self._terminate(handle)  # cancels the pending actor
+            raise PlacementError(f"sandbox actor not placed within {timeout:g} s: "
+                                 f"{describe(self.request)}") from None
 
     async def _take(self) -> Any:
         while self._free:
@@ -233,3 +254,46 @@ class SandboxPool:
                 "leases": self.leases, "actors": len(self._actors),
                 "draining": sum(e.draining for e in self._actors.values()),
                 "live_sessions": sum(e.live for e in self._actors.values())}
+
+
+class SandboxPools:
+    """One :class:`SandboxPool` per distinct placement among a harness's pooled
+    environments; a lease goes to the pool of the task's environment.
+
+    ``options`` is the run's wire dict: ``request`` (the run's ``sandbox_resources``,
+    checked) and ``placement_timeout`` (seconds). Each environment's sandbox actors
+    request ``merge(env.placement, request)`` and load only that pool's environments.
+    """
+
+    def __init__(self, envs: dict[str, Environment], sources: dict[str, str], *,
+                 options: dict[str, Any] | None = None, sessions_per_sandbox: int = 8) -> None:
+        options = options or {}
+        run_request = options.get("request") or {}
+        groups: dict[tuple[tuple[str, float], ...], list[str]] = {}
+        for name, env in envs.items():
+            key = tuple(sorted(merge(env.placement, run_request).items()))
+            groups.setdefault(key, []).append(name)
+        self.pools: dict[str, SandboxPool] = {}
+        for key, names in groups.items():
+            capacity = sessions_per_sandbox if all(envs[n].isolates_sessions for n in names) \
+                else 1
+            pool = SandboxPool({n: sources[n] for n in names}, capacity=capacity,
+                               request=dict(key),
+                               placement_timeout=options.get("placement_timeout"))
+            self.pools.update(dict.fromkeys(names, pool))
+
+    def _unique(self) -> list[SandboxPool]:
+        return list({id(p): p for p in self.pools.values()}.values())
+
+    async def lease(self, task: Task) -> tuple[RemoteSandbox, Callable[[bool], Awaitable[None]]]:
+        return await self.pools[task.env].lease(task)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(p.close() for p in self._unique()))
+
+    def stats(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for pool in self._unique():
+            for key, value in pool.stats().items():
+                total[key] = total.get(key, 0) + value
+        return total

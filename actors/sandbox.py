@@ -19,7 +19,9 @@ class SandboxActor:
     """One sandbox process. Stateful envs run one session at a time on it."""
 
     def __init__(self, sources: dict[str, str]) -> None:
-        self.sandbox = Sandbox(load_environments(sources))
+        # Only the environments this actor's pool serves (a file may define others).
+        envs = load_environments(sources)
+        self.sandbox = Sandbox({n: e for n, e in envs.items() if n in sources})
 
     async def setup(self) -> dict[str, Any]:
         await self.sandbox.setup()

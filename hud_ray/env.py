@@ -21,7 +21,7 @@ import contextvars
 import functools
 import inspect
 import json
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from hud_ray.capabilities.base import Capability, SessionResource
-from hud_ray.errors import TemplateError
+from hud_ray.errors import ConfigError, TemplateError
+from hud_ray.placement import check_request
 
 if TYPE_CHECKING:
     from hud_ray.task import Task
@@ -192,11 +193,29 @@ class Template:
 
 
 class Environment:
-    """Capabilities, templates and lifecycle hooks of one environment."""
+    """Capabilities, templates and lifecycle hooks of one environment.
+
+    ``placement`` is the Ray resource request of the sandbox actors that host this
+    environment, e.g. ``{"CPU": 0.5, "memory": 2 * 1024**3, "sandbox": 1}`` (``CPU``,
+    ``GPU``, ``memory`` in bytes, and custom resources a node offers with ``ray start
+    --resources``). An environment with a placement always runs in sandbox actors, never
+    inside the harness; the run option ``sandbox_resources`` overrides it key by key
+    (see :mod:`hud_ray.placement` and docs/CLUSTER.md).
+    """
 
     def __init__(self, name: str = "environment", *, version: str = "0.0.1",
-                 capabilities: Sequence[Capability] | None = None) -> None:
+                 capabilities: Sequence[Capability] | None = None,
+                 placement: Mapping[str, float] | None = None,
+                 resources: Any = None) -> None:
+        if resources is not None:
+            raise ConfigError(
+                f"Environment({name!r}, resources=...): not an option; for the Ray resources "
+                "its sandbox actors request use placement={'CPU': 0.5, 'sandbox': 1, ...}; "
+                "per-rollout resources come from env.workspace()/env.browser()/env.mcp()")
         self.name = name
+        #: Ray resources the sandbox actors hosting this environment request.
+        self.placement: dict[str, float] = check_request(
+            placement, what=f"Environment({name!r}, placement=...)")
         self.version = version
         self.capabilities: list[Capability] = []
         self.templates: dict[str, Template] = {}
@@ -219,6 +238,12 @@ class Environment:
     def stateful(self) -> bool:
         """Whether rollouts need per-session server state (pooled sandbox actors)."""
         return bool(self.resources)
+
+    @property
+    def colocatable(self) -> bool:
+        """Whether the harness may host this environment in its own process: it keeps
+        no per-session server state and asks for no placement of its own."""
+        return not self.stateful and not self.placement
 
     @property
     def isolates_sessions(self) -> bool:

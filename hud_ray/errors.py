@@ -16,6 +16,7 @@ by parsing messages.
     │   └── RateLimited          429 / back-pressure, after retries
     ├── AgentError               the agent loop misbehaved (bad tool JSON, ...)
     ├── ActorLost                a Ray actor died under a rollout
+    ├── PlacementError           actors' resource request not placed in time
     ├── LimiterLost              the shared rate limiter actor is gone (infra, retryable)
     ├── RolloutTimeout           a rollout exceeded its deadline (also a TimeoutError)
     ├── RecordError              a run directory cannot be read, written or resumed
@@ -89,6 +90,12 @@ class ActorLost(HudRayError):
     retryable = True
 
 
+class PlacementError(HudRayError):
+    """Actors whose resource request no node gave them within the placement timeout."""
+
+    code = "placement_timeout"
+
+
 class LimiterLost(HudRayError):
     """The run's rate limiter actor died and could not be replaced (not the sandbox's fault)."""
 
@@ -142,6 +149,7 @@ __all__ = [
     "GradeError",
     "HudRayError",
     "LimiterLost",
+    "PlacementError",
     "ProviderError",
     "RateLimited",
     "RecordError",

@@ -218,4 +218,4 @@ _OPTION_KEYS = ("agent", "model", "base_url", "gateway", "group_size", "max_conc
                 "working_dir", "excludes", "ship", "policy_version", "group_policy",
                 "rollout_timeout", "workers", "as_json", "config_values")
 _EXTRA_KEYS = {"colocate", "batch_size", "sessions_per_sandbox", "sandbox_resources",
-               "harness_resources", "pass_threshold"}
+               "harness_resources", "placement_timeout", "pass_threshold"}

@@ -14,8 +14,9 @@ def spawn_harness(*, resources: dict[str, float] | None = None,
                   runtime_env: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     """Start one ``HarnessActor`` (a handle; await ``handle.ready.remote()``)."""
     from actors.harness import HarnessActor
+    from hud_ray.placement import ray_options
 
-    options: dict[str, Any] = {"resources": dict(resources)} if resources else {}
+    options: dict[str, Any] = ray_options(resources)
     if runtime_env:
         options["runtime_env"] = runtime_env
     return HarnessActor.options(**options).remote(**kwargs)  # type: ignore[attr-defined]

@@ -9,6 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hud_ray.data.policy import GroupPolicy
+from hud_ray.errors import ConfigError
+from hud_ray.placement import check_request
 from hud_ray.types import AgentConfig, AgentSpec
 
 
@@ -38,10 +40,20 @@ class EvalConfig(BaseModel):
     batch_size: int = Field(default=128, ge=1)
     sandbox_resources: dict[str, float] = Field(default_factory=dict)
     harness_resources: dict[str, float] = Field(default_factory=dict)
+    placement_timeout: float = Field(default=300.0, gt=0)  # s until an unplaced actor fails
     pass_threshold: float = 1.0
     ship: bool | None = None  # upload working_dir to the cluster (default: when address set)
     working_dir: str | None = None  # what to upload (default: the tasks file's folder)
     excludes: list[str] = Field(default_factory=list)  # gitignore-style paths left out
+
+    @field_validator("sandbox_resources", "harness_resources", mode="before")
+    @classmethod
+    def _resources(cls, value: Any, info: Any) -> dict[str, float]:
+        """CPU/GPU/memory/custom amounts, canonical keys (``num_cpus`` -> ``CPU``)."""
+        try:
+            return check_request(value, what=info.field_name)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("agent_config")
     @classmethod

@@ -32,7 +32,15 @@ from hud_ray.engine.plan import RolloutSpec, count_plan, iter_plan
 from hud_ray.engine.resume import resume_config
 from hud_ray.engine.shipping import Shipment, job_shipment, plan_shipment, upload_errors
 from hud_ray.engine.summary import summarize
-from hud_ray.errors import ConfigError, HudRayError, RecordError, RunInterrupted, TasksetError
+from hud_ray.errors import (
+    ConfigError,
+    HudRayError,
+    PlacementError,
+    RecordError,
+    RunInterrupted,
+    TasksetError,
+)
+from hud_ray.placement import describe
 from hud_ray.records import RolloutRecord
 from hud_ray.rundir import RunDir
 from hud_ray.sink import MANIFEST, SUMMARY, ArrowSink, ResumeState, read_manifest, read_rollouts
@@ -132,6 +140,8 @@ class Driver:
         self.wedge_grace_s = wedge_grace_s
         self._actors: list[Any] = []
         self._load: dict[int, int] = {}
+        # slot -> [ready() of its replacement harness, placement deadline] until it runs
+        self._placing: dict[int, list[Any]] = {}
         self._stopping = False
         self._terminated = False
         self._fatal: BaseException | None = None
@@ -183,8 +193,8 @@ class Driver:
 
     def _spawn(self, run_id: str, taskset: Taskset, index: int) -> Any:
         cfg = self.config
-        sandbox_options = {"resources": dict(cfg.sandbox_resources)} \
-            if cfg.sandbox_resources else None
+        sandbox_options = {"request": dict(cfg.sandbox_resources),
+                           "placement_timeout": cfg.placement_timeout}
         return spawn_harness(
             resources=cfg.harness_resources, runtime_env=self._actor_env,
             run_id=run_id, sources=self._actor_sources(taskset),
@@ -255,10 +265,16 @@ class Driver:
                 if total:
                     self._actors = [self._spawn(run_id, taskset, i) for i in range(n_workers)]
                     try:
-                        await asyncio.gather(*(a.ready.remote() for a in self._actors))
+                        await asyncio.wait_for(
+                            asyncio.gather(*(a.ready.remote() for a in self._actors)),
+                            cfg.placement_timeout)
                     except ray.exceptions.RayActorError as exc:
                         raise ConfigError(f"harness actors failed to start: "
                                           f"{_root_cause(exc)}") from None
+                    except TimeoutError:
+                        raise PlacementError(
+                            f"harness actors not placed within {cfg.placement_timeout:g} s: "
+                            f"{describe(cfg.harness_resources)}") from None
                     ready_at = time.monotonic()
                     await self._schedule(run_id, taskset, specs, sink, progress)
             except asyncio.CancelledError:
@@ -383,6 +399,8 @@ class Driver:
             actor = self._actors[slot]
             outstanding = {s.trace_id: s for s in batch}
             try:
+                if slot in self._placing:
+                    actor = await self._await_placed(slot, run_id, taskset)
                 # A silence timer: every batch of rows from the actor restarts it.
                 async with asyncio.timeout(silence) as timer:
                     async for ref in actor.run_stream.remote(batch):
@@ -398,6 +416,9 @@ class Driver:
                                           "worker_unresponsive", False,
                                           f"harness sent nothing for {silence}s; "
                                           "a task blocked its event loop?"))
+            except PlacementError as exc:
+                handle(self._failure_rows(run_id, taskset, outstanding.values(),
+                                          "infra_error", exc.code, False, str(exc)))
             except asyncio.CancelledError:
                 handle(self._failure_rows(run_id, taskset, outstanding.values(), "cancelled",
                                           "cancelled", True, "run cancelled"))
@@ -436,7 +457,8 @@ class Driver:
                         free >= min(low_water, waiting) or progress.in_flight == 0):
                     take = min(chunk, free, waiting)
                     batch = [take_one() for _ in range(take)]
-                    slot = min(self._load, key=self._load.__getitem__)
+                    # busy slots before one whose replacement harness is not running yet
+                    slot = min(self._load, key=lambda k: (k in self._placing, self._load[k]))
                     self._load[slot] += take
                     for s in batch:
                         inflight_specs[s.trace_id] = s
@@ -494,6 +516,50 @@ class Driver:
             pass  # already gone
         log.warning("replacing harness actor %d", slot)
         self._actors[slot] = self._spawn(run_id, taskset, slot)
+        self._track_placement(slot)
+
+    async def _await_placed(self, slot: int, run_id: str, taskset: Taskset) -> Any:
+        """The slot's replacement harness once it runs. One that died before running
+        (Ray placed it on a node that was dying) is replaced again without charging the
+        batch a retry; one no node takes within ``placement_timeout`` of the replacement
+        (its node type is gone) fails the batch as ``placement_timeout`` rows, and every
+        later batch at once until it runs, instead of hanging."""
+        import ray
+
+        last = ""
+        while (entry := self._placing.get(slot)) is not None:
+            ready, deadline = entry
+            try:
+                await asyncio.wait_for(asyncio.shield(ready),
+                                       max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise PlacementError(
+                    f"replacement harness actor not running within "
+                    f"{self.config.placement_timeout:g} s: "
+                    f"{describe(self.config.harness_resources)}{last}") from None
+            except ray.exceptions.RayActorError as exc:
+                last = f" (last start failed: {_root_cause(exc)})"
+                await asyncio.sleep(1.0)
+                if self._placing.get(slot) is entry:  # nobody replaced it meanwhile
+                    self._replace(slot, run_id, taskset)
+                    self._placing[slot][1] = deadline  # the first replacement's deadline
+                continue
+            if self._placing.get(slot) is entry:
+                del self._placing[slot]
+        return self._actors[slot]
+
+    def _track_placement(self, slot: int) -> None:
+        """Note the slot's new harness as placing until its ``ready()`` returns."""
+        ready = asyncio.ensure_future(self._actors[slot].ready.remote())
+        entry: list[Any] = [ready, time.monotonic() + self.config.placement_timeout]
+        self._placing[slot] = entry
+
+        def placed(done: asyncio.Future[Any]) -> None:
+            if self._placing.get(slot) is entry and not done.cancelled() \
+                    and done.exception() is None:
+                del self._placing[slot]
+
+        ready.add_done_callback(placed)
 
     async def _shutdown(self) -> None:
         import ray

@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from hud_ray import read_rollouts
 from hud_ray.agents import create_agent
 from hud_ray.agents.toolbox import tools_for
-from hud_ray.capabilities.cdp import Browser, Chromium, chromium_path
+from hud_ray.capabilities.cdp import Browser, Chromium, PageClosed, chromium_path
 from hud_ray.capabilities.webapp import Request, WebApp
 from hud_ray.engine import EvalConfig, run_eval_async
 from hud_ray.errors import CapabilityError
@@ -452,3 +452,73 @@ async def test_chromium_dies_with_a_killed_sandbox_process():
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+CARELESS = Path(__file__).resolve().parent / "fixtures" / "browser_careless.py"
+
+
+@pytest.mark.parametrize("how", ["page", "all_pages", "context", "other_origin"])
+async def test_an_agent_that_breaks_its_page_scores_zero_not_an_infra_error(how):
+    """Closing the page the grader reads is the agent's doing: 0.0, valid, with the reason."""
+    sandbox = Sandbox(load_environments({"browser-careless": str(CARELESS)}))
+    try:
+        env = sandbox.environments["browser-careless"]
+        prompt = await sandbox.start(env.templates["graded_on_page"](how=how))
+        grade = await sandbox.grade(prompt.session_id, await sandbox.solve(prompt.session_id))
+        assert grade.reward == 0.0
+        if how == "other_origin":  # the page is there, just not the app's
+            assert "agent_fault" not in grade.info
+        else:
+            assert grade.info["agent_fault"] == "page_closed"
+            assert "closed" in grade.info["reason"]
+        # the shared browser is unharmed: the next rollout solves the same task
+        prompt = await sandbox.start(env.templates["graded_on_state"](how="page"))
+        grade = await sandbox.grade(prompt.session_id, await sandbox.solve(prompt.session_id))
+        assert grade.reward == 1.0
+    finally:
+        await sandbox.close()
+
+
+@pytest.mark.parametrize("how", ["page", "all_pages", "context", "many_tabs"])
+async def test_a_grader_of_server_state_does_not_need_the_page(how):
+    sandbox = Sandbox(load_environments({"browser-careless": str(CARELESS)}))
+    try:
+        env = sandbox.environments["browser-careless"]
+        browser = env.resources["browser"]
+        prompt = await sandbox.start(env.templates["graded_on_state"](how=how))
+        grade = await sandbox.grade(prompt.session_id, await sandbox.solve(prompt.session_id))
+        assert grade.reward == 1.0 and not grade.info
+        # nothing the rollout opened outlives it: no tabs, no contexts
+        conn = browser._chromium.conn
+        pages = [t for t in (await conn.call("Target.getTargets"))["targetInfos"]
+                 if t["type"] == "page"]
+        assert len(pages) <= 1, pages  # Chromium's own first tab at most
+        assert (await conn.call("Target.getBrowserContexts"))["browserContextIds"] == []
+    finally:
+        await sandbox.close()
+
+
+async def test_browser_close_over_cdp_is_an_infra_error_and_the_browser_restarts(browser):
+    """A harness may send Browser.close on the shared browser endpoint: every rollout on
+    it fails retryably (infra_error, retried) and the next rollout gets a new browser."""
+    [a], [b] = await asyncio.gather(browser.open("bc-a"), browser.open("bc-b"))
+    launches = browser.launches
+    chromium = browser._live["bc-a"].chromium
+    try:
+        async with ws_connect(a.url, max_size=None) as ws:
+            await ws.send(json.dumps({"id": 1, "method": "Browser.close"}))
+            await asyncio.wait_for(chromium.proc.wait(), 15)
+        for sid in ("bc-a", "bc-b"):
+            with pytest.raises(CapabilityError) as err:
+                await browser.session_context(sid).text("body")
+            assert err.value.retryable and "crashed" in str(err.value)
+            assert not isinstance(err.value, PageClosed)
+    finally:
+        await browser.close("bc-a")
+        await browser.close("bc-b")
+    [c] = await browser.open("bc-c")
+    try:
+        assert browser.launches == launches + 1
+        assert await browser.session_context("bc-c").url() == "about:blank"
+    finally:
+        await browser.close("bc-c")

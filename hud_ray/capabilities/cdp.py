@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from hud_ray.capabilities.base import Capability, SessionResource
-from hud_ray.errors import CapabilityError
+from hud_ray.errors import AgentFault, CapabilityError
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,13 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 #: the sandbox's files (a taskset's answers) through the browser.
 POLICY_PATH = "/etc/chromium/policies/managed/hud-ray.json"
 _LISTENING = re.compile(rb"DevTools listening on (ws://[^\s]+)")
+
+
+class PageClosed(AgentFault):
+    """The rollout's page is gone while its browser lives: the agent closed it (or its
+    context). Graders reading the page then score 0.0, valid (see :class:`AgentFault`)."""
+
+    code = "page_closed"
 
 
 def chromium_path() -> str:
@@ -159,6 +166,7 @@ class Chromium:
         self.ws_url = ws_url
         self.profile = profile
         self.conn = conn
+        self.first_page: str | None = None  # the tab Chromium opens at launch
         m = re.match(r"ws://([^/]+)(/.*)", ws_url)
         assert m is not None
         self.address, self.browser_path = m.group(1), m.group(2)
@@ -181,6 +189,7 @@ class Chromium:
         try:
             ws_url = await asyncio.wait_for(cls._endpoint(proc.stderr), LAUNCH_TIMEOUT)
             conn = await CDPConnection.open(ws_url)
+            targets = (await conn.call("Target.getTargets"))["targetInfos"]
         except BaseException as exc:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
@@ -190,7 +199,9 @@ class Chromium:
                 raise
             raise CapabilityError(f"Chromium failed to start: {type(exc).__name__}: "
                                   f"{exc}") from exc
-        return cls(proc, ws_url, profile, conn)
+        chromium = cls(proc, ws_url, profile, conn)
+        chromium.first_page = next((t["targetId"] for t in targets if t["type"] == "page"), None)
+        return chromium
 
     @staticmethod
     async def _endpoint(stream: asyncio.StreamReader) -> str:
@@ -252,15 +263,44 @@ class BrowserSession:
         return self._cdp_session
 
     async def cdp(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        """Send a CDP command to this rollout's page (with a timeout)."""
-        sid = await self._session()
+        """Send a CDP command to this rollout's page (with a timeout).
+
+        A dead browser raises a retryable :class:`CapabilityError` (infrastructure); a
+        page the agent closed (itself, every page, or its context) raises
+        :class:`PageClosed`, which scores the rollout 0.0.
+        """
         try:
+            sid = await self._session()
             return await self._conn().call(method, params, session_id=sid)
-        except CapabilityError:
-            if self._chromium is None or not self._chromium.alive:
-                raise CapabilityError(f"the browser of rollout {self.id} crashed",
-                                      retryable=True) from None
+        except PageClosed:
             raise
+        except CapabilityError:
+            if not await self._page_exists():
+                raise PageClosed(f"the agent closed its browser page (rollout {self.id}); "
+                                 "the grader could not read it") from None
+            raise
+
+    async def _page_exists(self) -> bool:
+        """Whether this rollout's page is still open (a dead browser raises, retryable)."""
+        crashed = CapabilityError(f"the browser of rollout {self.id} crashed", retryable=True)
+        try:
+            targets = (await self._conn().call("Target.getTargets"))["targetInfos"]
+        except CapabilityError:
+            raise crashed from None
+        if self._chromium is None or not self._chromium.alive:
+            raise crashed
+        if not any(t.get("targetId") == self.target_id for t in targets):
+            self._cdp_session = None
+            return False
+        return True
+
+    async def on_app(self) -> bool:
+        """Whether the page shows this rollout's app (not another origin or a ``data:`` URL).
+
+        The DOM is the agent's to change; graders that read it should check this first,
+        and prefer the app's server-side ``state`` where they can.
+        """
+        return self.app_url is not None and (await self.url()).startswith(self.app_url)
 
     async def evaluate(self, expression: str) -> Any:
         """Evaluate JavaScript in the page; its JSON value (an exception raises)."""
@@ -413,6 +453,20 @@ class Browser(SessionResource):
             with contextlib.suppress(CapabilityError):
                 await live.chromium.conn.call("Target.disposeBrowserContext",
                                               {"browserContextId": live.session.context_id})
+            if not any(v.chromium is live.chromium for v in self._live.values()):
+                await self._sweep(live.chromium)
+
+    @staticmethod
+    async def _sweep(chromium: Chromium) -> None:
+        """With no rollout left on a shared browser, close what rollouts' CDP clients made
+        outside their own contexts (tabs in the default context, contexts of their own)."""
+        with contextlib.suppress(CapabilityError):
+            conn = chromium.conn
+            for ctx_id in (await conn.call("Target.getBrowserContexts"))["browserContextIds"]:
+                await conn.call("Target.disposeBrowserContext", {"browserContextId": ctx_id})
+            for target in (await conn.call("Target.getTargets"))["targetInfos"]:
+                if target["type"] == "page" and target["targetId"] != chromium.first_page:
+                    await conn.call("Target.closeTarget", {"targetId": target["targetId"]})
 
     def session_context(self, session_id: str) -> Any:
         return self._live[session_id].session

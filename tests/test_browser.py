@@ -5,6 +5,7 @@ browser tools in a model harness, and the web taskset on real Ray."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -431,17 +432,19 @@ async def test_chromium_dies_with_a_killed_sandbox_process():
                                                 stdout=asyncio.subprocess.PIPE)
     try:
         pid = int(await asyncio.wait_for(proc.stdout.readline(), 60))
-        os.kill(pid, 0)  # Chromium is up
+        os.kill(pid, 0)  # Chromium is up (and its jail: every process below it)
+        pids = _descendants(pid)
+        assert len(pids) > 2
         proc.kill()
         await proc.wait()
         for _ in range(200):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if not [p for p in pids if Path(f"/proc/{p}").exists()]:
                 break
             await asyncio.sleep(0.05)
         else:
-            os.kill(pid, signal.SIGKILL)
+            for p in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGKILL)
             pytest.fail("Chromium outlived its killed sandbox process")
         left = list(Path(tempfile.gettempdir()).glob(f"hud-ray-chromium-{proc.pid}-*"))
         assert left  # the killed process could not clean up; the next launch does
@@ -522,3 +525,96 @@ async def test_browser_close_over_cdp_is_an_infra_error_and_the_browser_restarts
         assert await browser.session_context("bc-c").url() == "about:blank"
     finally:
         await browser.close("bc-c")
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (host pids)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def _status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the uid drop needs root")
+async def test_chromium_is_jailed_unprivileged_and_sandboxed(browser):
+    """Chromium runs as a dedicated unprivileged uid, in bubblewrap (no host files but
+    /usr and /etc), with its own sandbox on: renderers under seccomp in namespaces."""
+    [cap] = await browser.open("jail")
+    host_tmp = tempfile.NamedTemporaryFile(prefix="host-secret-")
+    try:
+        handle = browser.session_context("jail")
+        await handle.cdp("Page.navigate", {"url": cap.params["start_url"]})
+        for _ in range(100):
+            if await handle.text("#title") == "Home":
+                break
+            await asyncio.sleep(0.05)
+        chromium = browser._live["jail"].chromium
+        procs = {}
+        for pid in _descendants(chromium.proc.pid):
+            with contextlib.suppress(OSError):
+                procs[pid] = (_status(pid), Path(f"/proc/{pid}/cmdline").read_bytes())
+        browsers = [p for p, (_, cmd) in procs.items()
+                    if cmd.split(b"\0")[0].endswith(b"/chromium") and b"--type=" not in cmd]
+        renderers = [p for p, (_, cmd) in procs.items() if b"--type=renderer" in cmd]
+        assert browsers and renderers
+        for pid, (status, cmd) in procs.items():
+            assert status["Uid"].split()[0] != "0", (pid, cmd)
+            assert b"--no-sandbox" not in cmd
+        for pid in renderers:
+            assert procs[pid][0]["Seccomp"] == "2" and procs[pid][0]["NoNewPrivs"] == "1"
+        assert len(browsers) == 1
+        for pid in browsers:  # the jail: the taskset, root's home, host /tmp are not there
+            root = Path(f"/proc/{pid}/root")
+            assert (root / "usr/lib/chromium").is_dir()
+            assert not (root / str(TASKSET).lstrip("/")).exists()
+            assert not (root / "root").exists() or not any((root / "root").iterdir())
+            assert (root / "tmp" / Path(chromium.profile).name).is_dir()
+            assert not (root / "tmp" / Path(host_tmp.name).name).exists()
+    finally:
+        host_tmp.close()
+        await browser.close("jail")
+
+
+@pytest.mark.ray
+async def test_careless_agents_on_ray_get_a_valid_row_each(ray_session, tmp_path):
+    """Through the engine: no infra_error, no retry, no lost row; the fault is recorded."""
+    config = EvalConfig(source=str(CARELESS), agent="oracle", out=str(tmp_path / "out"),
+                        max_retries=1, rollout_timeout=120, group_size=1)
+    result = await run_eval_async(config=config)
+    rows = read_rollouts(result.out_dir).to_pylist()
+    assert len(rows) == 8 and all(r["final"] and r["reward_valid"] for r in rows), \
+        [(r["template_id"], r["status"], r["error_message"]) for r in rows]
+    by_task = {(r["template_id"], json.loads(r["args"])["how"]): r for r in rows}
+    assert len(by_task) == 8
+    for key, row in by_task.items():
+        faulted = key[0] == "graded_on_page" and key[1] != "other_origin"
+        assert row["reward"] == (1.0 if key[0] == "graded_on_state" else 0.0), key
+        info = json.loads(row["grade_info"] or "{}")
+        assert (info.get("agent_fault") == "page_closed") == faulted, (key, info)
+
+
+async def test_the_unjailed_escape_hatch_still_launches(monkeypatch):
+    """HUD_RAY_CHROMIUM_SANDBOX=0 (hosts without user namespaces): the old launch."""
+    monkeypatch.setenv("HUD_RAY_CHROMIUM_SANDBOX", "0")
+    chromium = await Chromium.launch()
+    try:
+        cmd = Path(f"/proc/{chromium.proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert cmd[0].endswith(b"/chromium") and b"--no-sandbox" in cmd
+        assert (await chromium.conn.call("Browser.getVersion"))["protocolVersion"] == "1.3"
+    finally:
+        await chromium.close()
+    assert not Path(chromium.profile).exists()

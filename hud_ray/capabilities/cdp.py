@@ -32,6 +32,7 @@ import secrets
 import shutil
 import signal
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ CALL_TIMEOUT = 15.0
 LAUNCH_TIMEOUT = 30.0
 CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium",
                        "/usr/bin/chromium-browser")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+FLAGS = ("--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup",
          "--no-default-browser-check", "--mute-audio", "--remote-debugging-port=0")
@@ -53,6 +54,10 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 #: here): blocks ``file://``, ``chrome://`` and ``view-source:`` so an agent cannot read
 #: the sandbox's files (a taskset's answers) through the browser.
 POLICY_PATH = "/etc/chromium/policies/managed/hud-ray.json"
+#: Host directories the jailed browser sees (read-only); everything else is absent.
+JAIL_DIRS = ("/usr", "/etc")
+_JAIL_LINKS = (("usr/bin", "/bin"), ("usr/sbin", "/sbin"), ("usr/lib", "/lib"),
+               ("usr/lib64", "/lib64"), ("usr/lib32", "/lib32"))
 _LISTENING = re.compile(rb"DevTools listening on (ws://[^\s]+)")
 
 
@@ -75,6 +80,49 @@ def chromium_path() -> str:
                           retryable=False)
 
 
+@dataclass(frozen=True)
+class Jail:
+    """How a Chromium is confined: its host uid (None: ours), bubblewrap, its own sandbox."""
+
+    uid: int | None
+    bwrap: str | None
+    chromium_sandbox: bool
+
+
+def jail_plan() -> Jail:
+    """The confinement this host allows (``HUD_RAY_CHROMIUM_SANDBOX=0``: none).
+
+    As root, Chromium runs as a dedicated unprivileged host uid (from the range the ssh
+    workspaces use); with ``bwrap`` installed, inside a bubblewrap jail that sees only
+    ``/usr``, ``/etc``, a private ``/tmp`` and its profile; and always with Chromium's own
+    sandbox (renderers in their own namespaces under seccomp-bpf), which needs
+    unprivileged user namespaces.
+    """
+    from hud_ray.settings import Settings
+
+    if Settings.from_env().get("HUD_RAY_CHROMIUM_SANDBOX") is False:
+        return Jail(uid=None, bwrap=None, chromium_sandbox=False)
+    from hud_ray.capabilities.ssh import _uids
+
+    uid = next(_uids) if os.geteuid() == 0 else None
+    return Jail(uid=uid, bwrap=shutil.which("bwrap"), chromium_sandbox=True)
+
+
+def _jail_argv(jail: Jail, profile: str) -> list[str]:
+    argv = ["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try", "--die-with-parent", "--new-session"]
+    for d in JAIL_DIRS:
+        if os.path.isdir(d):
+            argv += ["--ro-bind", d, d]
+    for target, link in _JAIL_LINKS:
+        if os.path.exists("/" + target):
+            argv += ["--symlink", target, link]
+    return [jail.bwrap or "bwrap", *argv, "--proc", "/proc", "--dev", "/dev",
+            "--tmpfs", "/tmp", "--tmpfs", "/dev/shm", "--bind", profile, profile,
+            "--clearenv", "--setenv", "HOME", profile, "--setenv", "PATH", "/usr/bin:/bin",
+            "--chdir", profile, "--"]
+
+
 def _sweep_profiles() -> None:
     """Remove profiles left by killed processes (``hud-ray-chromium-<pid>-*``)."""
     for path in Path(tempfile.gettempdir()).glob("hud-ray-chromium-*-*"):
@@ -82,6 +130,15 @@ def _sweep_profiles() -> None:
         if not pid.isdigit() or Path(f"/proc/{pid}").exists():
             continue
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove(profile: str) -> None:
+    """Remove a profile; a jailed browser's processes die just after bubblewrap."""
+    for _ in range(50):
+        shutil.rmtree(profile, ignore_errors=True)
+        if not os.path.exists(profile):
+            return
+        time.sleep(0.05)
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -161,8 +218,9 @@ class Chromium:
     """One headless Chromium process on loopback, with the sandbox's own CDP connection."""
 
     def __init__(self, proc: asyncio.subprocess.Process, ws_url: str, profile: str,
-                 conn: CDPConnection) -> None:
+                 conn: CDPConnection, jail: Jail | None = None) -> None:
         self.proc = proc
+        self.jail = jail or Jail(uid=None, bwrap=None, chromium_sandbox=False)
         self.ws_url = ws_url
         self.profile = profile
         self.conn = conn
@@ -179,12 +237,25 @@ class Chromium:
             log.warning("%s is missing: pages can open file:// URLs (the sandbox's files); "
                         "run `make system-deps`", POLICY_PATH)
         await asyncio.to_thread(_sweep_profiles)
+        jail = jail_plan()
         profile = tempfile.mkdtemp(prefix=f"hud-ray-chromium-{os.getpid()}-")
+        argv = [binary, *FLAGS, f"--user-data-dir={profile}", *extra_args, "about:blank"]
+        if not jail.chromium_sandbox:
+            argv.insert(1, "--no-sandbox")
+            log.warning("HUD_RAY_CHROMIUM_SANDBOX=0: Chromium runs unjailed, --no-sandbox")
+        elif jail.bwrap is None:
+            log.warning("bwrap is missing: Chromium runs without its bubblewrap jail "
+                        "(it sees the host's files); apt-get install bubblewrap")
+        else:
+            argv = _jail_argv(jail, profile) + argv
+        ids: dict[str, Any] = {}
+        if jail.uid is not None:
+            os.chown(profile, jail.uid, jail.uid)
+            ids = {"user": jail.uid, "group": jail.uid, "extra_groups": []}
         proc = await asyncio.create_subprocess_exec(
-            binary, *FLAGS, f"--user-data-dir={profile}", *extra_args, "about:blank",
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent,
-            start_new_session=True)
+            start_new_session=True, **ids)
         assert proc.stderr is not None
         try:
             ws_url = await asyncio.wait_for(cls._endpoint(proc.stderr), LAUNCH_TIMEOUT)
@@ -195,11 +266,15 @@ class Chromium:
                 proc.kill()
             await proc.wait()
             shutil.rmtree(profile, ignore_errors=True)
+            if isinstance(exc, CapabilityError) and jail.chromium_sandbox:
+                raise CapabilityError(f"{exc} (jailed launch; on hosts without unprivileged "
+                                      "user namespaces set HUD_RAY_CHROMIUM_SANDBOX=0)",
+                                      retryable=exc.retryable) from exc
             if isinstance(exc, CapabilityError) or not isinstance(exc, Exception):
                 raise
             raise CapabilityError(f"Chromium failed to start: {type(exc).__name__}: "
                                   f"{exc}") from exc
-        chromium = cls(proc, ws_url, profile, conn)
+        chromium = cls(proc, ws_url, profile, conn, jail)
         chromium.first_page = next((t["targetId"] for t in targets if t["type"] == "page"), None)
         return chromium
 
@@ -231,7 +306,7 @@ class Chromium:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.proc.wait(), 10)
         self._drain.cancel()
-        await asyncio.to_thread(shutil.rmtree, self.profile, True)
+        await asyncio.to_thread(_remove, self.profile)
 
 
 @dataclass

@@ -48,6 +48,15 @@ async def _home(req: Request) -> str:
     return "<h1 id='title'>Home</h1><input id='q'>"
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module", autouse=True)
+async def _stop_playwright_driver():
+    """The module's loop closes after its tests: stop the Playwright driver kept warm."""
+    from hud_ray.capabilities.cdp_client import stop_idle_driver
+
+    yield
+    await stop_idle_driver()
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser():
     b = Browser(app=app)
@@ -343,9 +352,11 @@ async def test_screenshots_reach_the_model_as_images(name):
         await sandbox.close()
 
 
-async def test_playwright_clients_on_one_loop_share_a_driver_and_release_it(browser):
+async def test_playwright_clients_on_one_loop_share_a_driver_and_release_it(browser,
+                                                                             monkeypatch):
     from hud_ray.capabilities import cdp_client
 
+    monkeypatch.setattr(cdp_client, "DRIVER_IDLE_S", 0.5)
     caps = [c for s in ("p1", "p2") for c in await browser.open(s)]
     try:
         one, two = await asyncio.gather(*(cdp_client.CDPClient.connect(c) for c in caps))
@@ -356,9 +367,18 @@ async def test_playwright_clients_on_one_loop_share_a_driver_and_release_it(brow
             targets.append((await session.send("Target.getTargetInfo"))["targetInfo"]["targetId"])
         assert targets == [c.params["target_id"] for c in caps]
         await one.close()
-        assert asyncio.get_running_loop() in cdp_client._DRIVERS
+        loop = asyncio.get_running_loop()
+        assert loop in cdp_client._DRIVERS
         await two.close()
-        assert asyncio.get_running_loop() not in cdp_client._DRIVERS
+        assert cdp_client._DRIVERS[loop][0] is one.playwright  # kept warm a while
+        again = await cdp_client.CDPClient.connect(caps[0])
+        assert again.playwright is one.playwright  # the next connection reuses it
+        await again.close()
+        for _ in range(100):  # then stopped once idle
+            if loop not in cdp_client._DRIVERS:
+                break
+            await asyncio.sleep(0.05)
+        assert loop not in cdp_client._DRIVERS
     finally:
         await browser.close("p1")
         await browser.close("p2")

@@ -13,6 +13,9 @@ browser context isolates storage, not CDP clients (a harness on the browser endp
 see other rollouts' pages). ``"browser"`` launches a browser per rollout: real isolation
 between harnesses, at the cost of a cold start (~0.5 s) per rollout.
 
+As root, Chromium runs as a dedicated unprivileged uid inside bubblewrap (it sees only
+``/usr``, ``/etc``, a private ``/tmp`` and its profile) with its own sandbox on.
+
 A browser that dies is detected: the rollout's grading raises a retryable
 :class:`~hud_ray.errors.CapabilityError` (an ``infra_error`` row, retried) and the next
 rollout gets a freshly launched browser.
@@ -108,10 +111,12 @@ def jail_plan() -> Jail:
     return Jail(uid=uid, bwrap=shutil.which("bwrap"), chromium_sandbox=True)
 
 
-def _jail_argv(jail: Jail, profile: str) -> list[str]:
+def _jail_argv(jail: Jail, profile: str, binary: str) -> list[str]:
     argv = ["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session"]
-    for d in JAIL_DIRS:
+    home = os.path.dirname(os.path.realpath(binary))  # HUD_RAY_CHROMIUM may be elsewhere
+    outside = not any(home == d or home.startswith(d + "/") for d in JAIL_DIRS)
+    for d in (*JAIL_DIRS, home) if outside else JAIL_DIRS:
         if os.path.isdir(d):
             argv += ["--ro-bind", d, d]
     for target, link in _JAIL_LINKS:
@@ -247,7 +252,7 @@ class Chromium:
             log.warning("bwrap is missing: Chromium runs without its bubblewrap jail "
                         "(it sees the host's files); apt-get install bubblewrap")
         else:
-            argv = _jail_argv(jail, profile) + argv
+            argv = _jail_argv(jail, profile, binary) + argv
         ids: dict[str, Any] = {}
         if jail.uid is not None:
             os.chown(profile, jail.uid, jail.uid)

@@ -638,3 +638,13 @@ async def test_the_unjailed_escape_hatch_still_launches(monkeypatch):
     finally:
         await chromium.close()
     assert not Path(chromium.profile).exists()
+
+
+async def test_the_idle_sweep_spares_a_rollout_opening_meanwhile(browser):
+    """The last rollout's end sweeps stray tabs and contexts while the next one opens:
+    the newcomer's context and page survive."""
+    await browser.open("sw-0")
+    for i in range(1, 8):
+        await asyncio.gather(browser.close(f"sw-{i - 1}"), browser.open(f"sw-{i}"))
+        assert await browser.session_context(f"sw-{i}").url() == "about:blank"
+    await browser.close("sw-7")

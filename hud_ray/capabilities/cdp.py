@@ -437,6 +437,7 @@ class Browser(SessionResource):
         self._lock = asyncio.Lock()
         self._start_lock = asyncio.Lock()
         self._live: dict[str, _Live] = {}
+        self._ours: set[str] = set()  # browser contexts of rollouts, live or opening
         self._bridge: Any = None
         self._server: Any = None  # the app server (hud_ray.capabilities.webapp)
         self._pipes: dict[str, set[asyncio.StreamWriter]] = {}
@@ -500,11 +501,14 @@ class Browser(SessionResource):
         try:
             ctx = await chromium.conn.call("Target.createBrowserContext",
                                            {"disposeOnDetach": False})
+            self._ours.add(ctx["browserContextId"])  # before any await: _sweep spares it
             target = await chromium.conn.call("Target.createTarget", {
                 "url": "about:blank", "browserContextId": ctx["browserContextId"]})
         except BaseException:
             if owned:
                 await chromium.close()
+            elif "ctx" in locals():
+                self._ours.discard(ctx["browserContextId"])
             raise
         token, app_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         app_url = self._server.url_for(app_token) if self._server is not None else None
@@ -527,6 +531,7 @@ class Browser(SessionResource):
         if live is None:
             return
         self._revoke(live.token)
+        self._ours.discard(live.session.context_id)
         if live.owned:
             await live.chromium.close()
         elif live.chromium.alive:
@@ -536,16 +541,21 @@ class Browser(SessionResource):
             if not any(v.chromium is live.chromium for v in self._live.values()):
                 await self._sweep(live.chromium)
 
-    @staticmethod
-    async def _sweep(chromium: Chromium) -> None:
+    async def _sweep(self, chromium: Chromium) -> None:
         """With no rollout left on a shared browser, close what rollouts' CDP clients made
-        outside their own contexts (tabs in the default context, contexts of their own)."""
+        outside their own contexts (tabs in the default context, contexts of their own).
+
+        A rollout may open meanwhile: its context is in ``_ours`` from the moment it
+        exists, and is checked before every close."""
         with contextlib.suppress(CapabilityError):
             conn = chromium.conn
             for ctx_id in (await conn.call("Target.getBrowserContexts"))["browserContextIds"]:
-                await conn.call("Target.disposeBrowserContext", {"browserContextId": ctx_id})
+                if ctx_id not in self._ours:
+                    await conn.call("Target.disposeBrowserContext",
+                                    {"browserContextId": ctx_id})
             for target in (await conn.call("Target.getTargets"))["targetInfos"]:
-                if target["type"] == "page" and target["targetId"] != chromium.first_page:
+                if target["type"] == "page" and target["targetId"] != chromium.first_page \
+                        and target.get("browserContextId") not in self._ours:
                     await conn.call("Target.closeTarget", {"targetId": target["targetId"]})
 
     def session_context(self, session_id: str) -> Any:

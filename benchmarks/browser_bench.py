@@ -88,7 +88,8 @@ def _engine() -> dict[str, Any]:
 
     import hud_ray
 
-    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", include_dashboard=False, log_to_driver=False,
+             configure_logging=False)  # its own cluster, never another one on the host
     src = str(ROOT / "tasksets" / "browser.py")
     tmp = tempfile.mkdtemp()
     cold = hud_ray.run_eval(src, "oracle", task_ids=["invite_code"], out=f"{tmp}/cold")

@@ -513,8 +513,12 @@ async def test_a_grader_of_server_state_does_not_need_the_page(how):
         assert grade.reward == 1.0 and not grade.info
         # nothing the rollout opened outlives it: no tabs, no contexts
         conn = browser._chromium.conn
-        pages = [t for t in (await conn.call("Target.getTargets"))["targetInfos"]
-                 if t["type"] == "page"]
+        for _ in range(100):  # Target.closeTarget returns before the tab is gone
+            pages = [t for t in (await conn.call("Target.getTargets"))["targetInfos"]
+                     if t["type"] == "page"]
+            if len(pages) <= 1:
+                break
+            await asyncio.sleep(0.05)
         assert len(pages) <= 1, pages  # Chromium's own first tab at most
         assert (await conn.call("Target.getBrowserContexts"))["browserContextIds"] == []
     finally:

@@ -11,7 +11,7 @@ never given ``--remote-allow-origins``, so a page cannot drive the browser it ru
 Isolation modes (``isolation=``): ``"context"`` (default) shares one warm browser; a
 browser context isolates storage, not CDP clients (a harness on the browser endpoint can
 see other rollouts' pages). ``"browser"`` launches a browser per rollout: real isolation
-between harnesses, at the cost of a cold start (~0.5 s) per rollout.
+between harnesses, at the cost of a cold start (~1.5 s) per rollout.
 
 As root, Chromium runs as a dedicated unprivileged uid inside bubblewrap (it sees only
 ``/usr``, ``/etc``, a private ``/tmp`` and its profile) with its own sandbox on.
@@ -34,6 +34,7 @@ import re
 import secrets
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -467,6 +468,8 @@ class Browser(SessionResource):
     async def stop(self) -> None:
         for sid in list(self._live):
             await self.close(sid)
+        if (client := sys.modules.get("hud_ray.capabilities.cdp_client")) is not None:
+            await client.stop_idle_driver()  # solutions' Playwright driver, kept warm
         if self._chromium is not None:
             await self._chromium.close()
             self._chromium = None

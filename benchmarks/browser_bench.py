@@ -1,5 +1,6 @@
 """Browser sandbox benchmarks: Chromium cold start, warm lease (context + page + connect +
-one navigation), and rollouts/s for a short web task through the engine."""
+one navigation), and rollouts/s for a short web task through the engine; each measured in
+``RUNS`` separate runs (fresh process, fresh Ray), reported as the median and every run."""
 
 from __future__ import annotations
 
@@ -53,16 +54,30 @@ async def _in_process() -> dict[str, Any]:
                 [a + b + c for a, b, c in zip(opens, connects, navs, strict=True)])}
 
 
-def run() -> dict[str, Any]:
-    result = asyncio.run(_in_process())
-    out = subprocess.run([sys.executable, "-m", "benchmarks.browser_bench", "--engine"],
+RUNS = 3
+_MARK = "BROWSER_BENCH "
+
+
+def _child(flag: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "benchmarks.browser_bench", flag],
                          capture_output=True, text=True, cwd=ROOT, timeout=900,
                          env={**os.environ, "RAY_AUTH_MODE": "disabled"})
-    lines = out.stdout.strip().splitlines()
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith(_MARK)]
     if out.returncode != 0 or not lines:
-        raise RuntimeError(f"engine browser benchmark failed ({out.returncode}): "
+        raise RuntimeError(f"browser benchmark {flag} failed ({out.returncode}): "
                            f"{out.stdout[-500:]} {out.stderr[-1500:]}")
-    result.update(json.loads(lines[-1]))
+    return dict(json.loads(lines[-1].removeprefix(_MARK)))
+
+
+def run(runs: int = RUNS) -> dict[str, Any]:
+    """Each part in ``runs`` fresh processes: the median of each number, and every run."""
+    samples = [_child("--in-process") for _ in range(runs)]
+    samples = [{**s, **_child("--engine")} for s in samples]
+    result: dict[str, Any] = {"runs": runs}
+    for key in samples[0]:
+        values = [s[key] for s in samples]
+        result[key] = round(statistics.median(values), 2)
+        result[key + " (each run)"] = values
     return result
 
 
@@ -73,7 +88,8 @@ def _engine() -> dict[str, Any]:
 
     import hud_ray
 
-    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", include_dashboard=False, log_to_driver=False,
+             configure_logging=False)  # its own cluster, never another one on the host
     src = str(ROOT / "tasksets" / "browser.py")
     tmp = tempfile.mkdtemp()
     cold = hud_ray.run_eval(src, "oracle", task_ids=["invite_code"], out=f"{tmp}/cold")
@@ -91,6 +107,8 @@ def _engine() -> dict[str, Any]:
 
 if __name__ == "__main__":
     if "--engine" in sys.argv:
-        print(json.dumps(_engine()))
+        print(_MARK + json.dumps(_engine()), flush=True)
+    elif "--in-process" in sys.argv:
+        print(_MARK + json.dumps(asyncio.run(_in_process())), flush=True)
     else:
         print(json.dumps(run(), indent=2))

@@ -11,6 +11,7 @@ by parsing messages.
     ├── EnvError                 an environment or template misbehaves
     │   ├── TemplateError        not an async generator, duplicate id, bad yields
     │   └── GradeError           the grade phase failed or produced a bad reward
+    ├── AgentFault               the agent destroyed what its grader reads (scores 0.0, valid)
     ├── CapabilityError          a capability cannot be served or dialled
     ├── ProviderError            a model provider call failed
     │   └── RateLimited          429 / back-pressure, after retries
@@ -83,6 +84,16 @@ class RateLimited(ProviderError):
 
 class AgentError(HudRayError):
     code = "agent_error"
+
+
+class AgentFault(HudRayError):
+    """The agent destroyed what its grader reads (e.g. closed its own browser page).
+
+    Raised by a grader's helpers, it is the agent's doing, not infrastructure: the
+    rollout is scored 0.0 (valid), with ``code`` and the message in the grade's info.
+    """
+
+    code = "agent_fault"
 
 
 class ActorLost(HudRayError):

@@ -22,7 +22,14 @@ from typing import Any
 from hud_ray.capabilities.base import Capability
 from hud_ray.capabilities.rootview import RootViews
 from hud_ray.env import Environment, Session, Template, _current_session
-from hud_ray.errors import CapabilityError, EnvError, GradeError, HudRayError, TemplateError
+from hud_ray.errors import (
+    AgentFault,
+    CapabilityError,
+    EnvError,
+    GradeError,
+    HudRayError,
+    TemplateError,
+)
 from hud_ray.task import Task, import_source
 from hud_ray.types import Grade, Prompt, jsonable
 
@@ -253,6 +260,8 @@ class Sandbox:
             return await gen.asend(value)
         except StopAsyncIteration:
             return 0.0  # returned without grading: HUD scores it 0.0
+        except AgentFault as exc:  # the agent broke what the grader reads: its own doing
+            return {"score": 0.0, "info": {"agent_fault": exc.code, "reason": str(exc)}}
         except HudRayError:
             raise
         except Exception as exc:

@@ -80,6 +80,8 @@ VARIABLES: tuple[Var, ...] = (
     Var("HUD_RAY_EXPORT_OUT", "str", "export --out", _opts("export", "out")),
     Var("HUD_RAY_SLIME_RUN", "str", "the run directory slime's rollout function follows"),
     Var("HUD_RAY_CHROMIUM", "str", "the Chromium binary env.browser() launches"),
+    Var("HUD_RAY_CHROMIUM_SANDBOX", "bool",
+        "0: run Chromium unjailed with --no-sandbox (hosts without user namespaces)"),
     Var("HUD_RAY_STATE_DIR", "str", "where `hud-ray task` keeps its session and keys"),
     Var("HUD_RAY_GATEWAY_KEY", "str", "key for the model gateway (else HUD_API_KEY)",
         secret=True),

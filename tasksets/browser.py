@@ -185,7 +185,8 @@ async def checkout_order(items: str = "lamp,mug", address: str = "1 Main St"):
     browser = _browser()
     orders = browser.state.get("orders", [])
     ok = orders == [{"items": wanted, "address": address}]
-    yield 1.0 if ok and await browser.text("#status") == "Order confirmed" else 0.0
+    shown = ok and await browser.on_app() and await browser.text("#status") == "Order confirmed"
+    yield 1.0 if shown else 0.0
 
 
 @checkout_order.solution

@@ -5,6 +5,7 @@ browser tools in a model harness, and the web taskset on real Ray."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -20,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from hud_ray import read_rollouts
 from hud_ray.agents import create_agent
 from hud_ray.agents.toolbox import tools_for
-from hud_ray.capabilities.cdp import Browser, Chromium, chromium_path
+from hud_ray.capabilities.cdp import Browser, Chromium, PageClosed, chromium_path
 from hud_ray.capabilities.webapp import Request, WebApp
 from hud_ray.engine import EvalConfig, run_eval_async
 from hud_ray.errors import CapabilityError
@@ -45,6 +46,15 @@ app = WebApp()
 async def _home(req: Request) -> str:
     req.state["hits"] = req.state.get("hits", 0) + 1
     return "<h1 id='title'>Home</h1><input id='q'>"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", autouse=True)
+async def _stop_playwright_driver():
+    """The module's loop closes after its tests: stop the Playwright driver kept warm."""
+    from hud_ray.capabilities.cdp_client import stop_idle_driver
+
+    yield
+    await stop_idle_driver()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -342,9 +352,11 @@ async def test_screenshots_reach_the_model_as_images(name):
         await sandbox.close()
 
 
-async def test_playwright_clients_on_one_loop_share_a_driver_and_release_it(browser):
+async def test_playwright_clients_on_one_loop_share_a_driver_and_release_it(browser,
+                                                                             monkeypatch):
     from hud_ray.capabilities import cdp_client
 
+    monkeypatch.setattr(cdp_client, "DRIVER_IDLE_S", 0.5)
     caps = [c for s in ("p1", "p2") for c in await browser.open(s)]
     try:
         one, two = await asyncio.gather(*(cdp_client.CDPClient.connect(c) for c in caps))
@@ -355,9 +367,18 @@ async def test_playwright_clients_on_one_loop_share_a_driver_and_release_it(brow
             targets.append((await session.send("Target.getTargetInfo"))["targetInfo"]["targetId"])
         assert targets == [c.params["target_id"] for c in caps]
         await one.close()
-        assert asyncio.get_running_loop() in cdp_client._DRIVERS
+        loop = asyncio.get_running_loop()
+        assert loop in cdp_client._DRIVERS
         await two.close()
-        assert asyncio.get_running_loop() not in cdp_client._DRIVERS
+        assert cdp_client._DRIVERS[loop][0] is one.playwright  # kept warm a while
+        again = await cdp_client.CDPClient.connect(caps[0])
+        assert again.playwright is one.playwright  # the next connection reuses it
+        await again.close()
+        for _ in range(100):  # then stopped once idle
+            if loop not in cdp_client._DRIVERS:
+                break
+            await asyncio.sleep(0.05)
+        assert loop not in cdp_client._DRIVERS
     finally:
         await browser.close("p1")
         await browser.close("p2")
@@ -431,17 +452,19 @@ async def test_chromium_dies_with_a_killed_sandbox_process():
                                                 stdout=asyncio.subprocess.PIPE)
     try:
         pid = int(await asyncio.wait_for(proc.stdout.readline(), 60))
-        os.kill(pid, 0)  # Chromium is up
+        os.kill(pid, 0)  # Chromium is up (and its jail: every process below it)
+        pids = _descendants(pid)
+        assert len(pids) > 2
         proc.kill()
         await proc.wait()
         for _ in range(200):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if not [p for p in pids if Path(f"/proc/{p}").exists()]:
                 break
             await asyncio.sleep(0.05)
         else:
-            os.kill(pid, signal.SIGKILL)
+            for p in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGKILL)
             pytest.fail("Chromium outlived its killed sandbox process")
         left = list(Path(tempfile.gettempdir()).glob(f"hud-ray-chromium-{proc.pid}-*"))
         assert left  # the killed process could not clean up; the next launch does
@@ -452,3 +475,180 @@ async def test_chromium_dies_with_a_killed_sandbox_process():
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+CARELESS = Path(__file__).resolve().parent / "fixtures" / "browser_careless.py"
+
+
+@pytest.mark.parametrize("how", ["page", "all_pages", "context", "other_origin"])
+async def test_an_agent_that_breaks_its_page_scores_zero_not_an_infra_error(how):
+    """Closing the page the grader reads is the agent's doing: 0.0, valid, with the reason."""
+    sandbox = Sandbox(load_environments({"browser-careless": str(CARELESS)}))
+    try:
+        env = sandbox.environments["browser-careless"]
+        prompt = await sandbox.start(env.templates["graded_on_page"](how=how))
+        grade = await sandbox.grade(prompt.session_id, await sandbox.solve(prompt.session_id))
+        assert grade.reward == 0.0
+        if how == "other_origin":  # the page is there, just not the app's
+            assert "agent_fault" not in grade.info
+        else:
+            assert grade.info["agent_fault"] == "page_closed"
+            assert "closed" in grade.info["reason"]
+        # the shared browser is unharmed: the next rollout solves the same task
+        prompt = await sandbox.start(env.templates["graded_on_state"](how="page"))
+        grade = await sandbox.grade(prompt.session_id, await sandbox.solve(prompt.session_id))
+        assert grade.reward == 1.0
+    finally:
+        await sandbox.close()
+
+
+@pytest.mark.parametrize("how", ["page", "all_pages", "context", "many_tabs"])
+async def test_a_grader_of_server_state_does_not_need_the_page(how):
+    sandbox = Sandbox(load_environments({"browser-careless": str(CARELESS)}))
+    try:
+        env = sandbox.environments["browser-careless"]
+        browser = env.resources["browser"]
+        prompt = await sandbox.start(env.templates["graded_on_state"](how=how))
+        grade = await sandbox.grade(prompt.session_id, await sandbox.solve(prompt.session_id))
+        assert grade.reward == 1.0 and not grade.info
+        # nothing the rollout opened outlives it: no tabs, no contexts
+        conn = browser._chromium.conn
+        for _ in range(100):  # Target.closeTarget returns before the tab is gone
+            pages = [t for t in (await conn.call("Target.getTargets"))["targetInfos"]
+                     if t["type"] == "page"]
+            if len(pages) <= 1:
+                break
+            await asyncio.sleep(0.05)
+        assert len(pages) <= 1, pages  # Chromium's own first tab at most
+        assert (await conn.call("Target.getBrowserContexts"))["browserContextIds"] == []
+    finally:
+        await sandbox.close()
+
+
+async def test_browser_close_over_cdp_is_an_infra_error_and_the_browser_restarts(browser):
+    """A harness may send Browser.close on the shared browser endpoint: every rollout on
+    it fails retryably (infra_error, retried) and the next rollout gets a new browser."""
+    [a], [b] = await asyncio.gather(browser.open("bc-a"), browser.open("bc-b"))
+    launches = browser.launches
+    chromium = browser._live["bc-a"].chromium
+    try:
+        async with ws_connect(a.url, max_size=None) as ws:
+            await ws.send(json.dumps({"id": 1, "method": "Browser.close"}))
+            await asyncio.wait_for(chromium.proc.wait(), 15)
+        for sid in ("bc-a", "bc-b"):
+            with pytest.raises(CapabilityError) as err:
+                await browser.session_context(sid).text("body")
+            assert err.value.retryable and "crashed" in str(err.value)
+            assert not isinstance(err.value, PageClosed)
+    finally:
+        await browser.close("bc-a")
+        await browser.close("bc-b")
+    [c] = await browser.open("bc-c")
+    try:
+        assert browser.launches == launches + 1
+        assert await browser.session_context("bc-c").url() == "about:blank"
+    finally:
+        await browser.close("bc-c")
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (host pids)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def _status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the uid drop needs root")
+async def test_chromium_is_jailed_unprivileged_and_sandboxed(browser):
+    """Chromium runs as a dedicated unprivileged uid, in bubblewrap (no host files but
+    /usr and /etc), with its own sandbox on: renderers under seccomp in namespaces."""
+    [cap] = await browser.open("jail")
+    host_tmp = tempfile.NamedTemporaryFile(prefix="host-secret-")
+    try:
+        handle = browser.session_context("jail")
+        await handle.cdp("Page.navigate", {"url": cap.params["start_url"]})
+        for _ in range(100):
+            if await handle.text("#title") == "Home":
+                break
+            await asyncio.sleep(0.05)
+        chromium = browser._live["jail"].chromium
+        procs = {}
+        for pid in _descendants(chromium.proc.pid):
+            with contextlib.suppress(OSError):
+                procs[pid] = (_status(pid), Path(f"/proc/{pid}/cmdline").read_bytes())
+        browsers = [p for p, (_, cmd) in procs.items()
+                    if cmd.split(b"\0")[0].endswith(b"/chromium") and b"--type=" not in cmd]
+        renderers = [p for p, (_, cmd) in procs.items() if b"--type=renderer" in cmd]
+        assert browsers and renderers
+        for pid, (status, cmd) in procs.items():
+            assert status["Uid"].split()[0] != "0", (pid, cmd)
+            assert b"--no-sandbox" not in cmd
+        for pid in renderers:
+            assert procs[pid][0]["Seccomp"] == "2" and procs[pid][0]["NoNewPrivs"] == "1"
+        assert len(browsers) == 1
+        for pid in browsers:  # the jail: the taskset, root's home, host /tmp are not there
+            root = Path(f"/proc/{pid}/root")
+            assert (root / "usr/lib/chromium").is_dir()
+            assert not (root / str(TASKSET).lstrip("/")).exists()
+            assert not (root / "root").exists() or not any((root / "root").iterdir())
+            assert (root / "tmp" / Path(chromium.profile).name).is_dir()
+            assert not (root / "tmp" / Path(host_tmp.name).name).exists()
+    finally:
+        host_tmp.close()
+        await browser.close("jail")
+
+
+@pytest.mark.ray
+async def test_careless_agents_on_ray_get_a_valid_row_each(ray_session, tmp_path):
+    """Through the engine: no infra_error, no retry, no lost row; the fault is recorded."""
+    config = EvalConfig(source=str(CARELESS), agent="oracle", out=str(tmp_path / "out"),
+                        max_retries=1, rollout_timeout=120, group_size=1)
+    result = await run_eval_async(config=config)
+    rows = read_rollouts(result.out_dir).to_pylist()
+    assert len(rows) == 8 and all(r["final"] and r["reward_valid"] for r in rows), \
+        [(r["template_id"], r["status"], r["error_message"]) for r in rows]
+    by_task = {(r["template_id"], json.loads(r["args"])["how"]): r for r in rows}
+    assert len(by_task) == 8
+    for key, row in by_task.items():
+        faulted = key[0] == "graded_on_page" and key[1] != "other_origin"
+        assert row["reward"] == (1.0 if key[0] == "graded_on_state" else 0.0), key
+        info = json.loads(row["grade_info"] or "{}")
+        assert (info.get("agent_fault") == "page_closed") == faulted, (key, info)
+
+
+async def test_the_unjailed_escape_hatch_still_launches(monkeypatch):
+    """HUD_RAY_CHROMIUM_SANDBOX=0 (hosts without user namespaces): the old launch."""
+    monkeypatch.setenv("HUD_RAY_CHROMIUM_SANDBOX", "0")
+    chromium = await Chromium.launch()
+    try:
+        cmd = Path(f"/proc/{chromium.proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert cmd[0].endswith(b"/chromium") and b"--no-sandbox" in cmd
+        assert (await chromium.conn.call("Browser.getVersion"))["protocolVersion"] == "1.3"
+    finally:
+        await chromium.close()
+    assert not Path(chromium.profile).exists()
+
+
+async def test_the_idle_sweep_spares_a_rollout_opening_meanwhile(browser):
+    """The last rollout's end sweeps stray tabs and contexts while the next one opens:
+    the newcomer's context and page survive."""
+    await browser.open("sw-0")
+    for i in range(1, 8):
+        await asyncio.gather(browser.close(f"sw-{i - 1}"), browser.open(f"sw-{i}"))
+        assert await browser.session_context(f"sw-{i}").url() == "about:blank"
+    await browser.close("sw-7")

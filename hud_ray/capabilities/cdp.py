@@ -11,7 +11,10 @@ never given ``--remote-allow-origins``, so a page cannot drive the browser it ru
 Isolation modes (``isolation=``): ``"context"`` (default) shares one warm browser; a
 browser context isolates storage, not CDP clients (a harness on the browser endpoint can
 see other rollouts' pages). ``"browser"`` launches a browser per rollout: real isolation
-between harnesses, at the cost of a cold start (~0.5 s) per rollout.
+between harnesses, at the cost of a cold start (~1.5 s) per rollout.
+
+As root, Chromium runs as a dedicated unprivileged uid inside bubblewrap (it sees only
+``/usr``, ``/etc``, a private ``/tmp`` and its profile) with its own sandbox on.
 
 A browser that dies is detected: the rollout's grading raises a retryable
 :class:`~hud_ray.errors.CapabilityError` (an ``infra_error`` row, retried) and the next
@@ -31,13 +34,15 @@ import re
 import secrets
 import shutil
 import signal
+import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hud_ray.capabilities.base import Capability, SessionResource
-from hud_ray.errors import CapabilityError
+from hud_ray.errors import AgentFault, CapabilityError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +50,7 @@ CALL_TIMEOUT = 15.0
 LAUNCH_TIMEOUT = 30.0
 CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium",
                        "/usr/bin/chromium-browser")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+FLAGS = ("--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup",
          "--no-default-browser-check", "--mute-audio", "--remote-debugging-port=0")
@@ -53,7 +58,18 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 #: here): blocks ``file://``, ``chrome://`` and ``view-source:`` so an agent cannot read
 #: the sandbox's files (a taskset's answers) through the browser.
 POLICY_PATH = "/etc/chromium/policies/managed/hud-ray.json"
+#: Host directories the jailed browser sees (read-only); everything else is absent.
+JAIL_DIRS = ("/usr", "/etc")
+_JAIL_LINKS = (("usr/bin", "/bin"), ("usr/sbin", "/sbin"), ("usr/lib", "/lib"),
+               ("usr/lib64", "/lib64"), ("usr/lib32", "/lib32"))
 _LISTENING = re.compile(rb"DevTools listening on (ws://[^\s]+)")
+
+
+class PageClosed(AgentFault):
+    """The rollout's page is gone while its browser lives: the agent closed it (or its
+    context). Graders reading the page then score 0.0, valid (see :class:`AgentFault`)."""
+
+    code = "page_closed"
 
 
 def chromium_path() -> str:
@@ -68,6 +84,51 @@ def chromium_path() -> str:
                           retryable=False)
 
 
+@dataclass(frozen=True)
+class Jail:
+    """How a Chromium is confined: its host uid (None: ours), bubblewrap, its own sandbox."""
+
+    uid: int | None
+    bwrap: str | None
+    chromium_sandbox: bool
+
+
+def jail_plan() -> Jail:
+    """The confinement this host allows (``HUD_RAY_CHROMIUM_SANDBOX=0``: none).
+
+    As root, Chromium runs as a dedicated unprivileged host uid (from the range the ssh
+    workspaces use); with ``bwrap`` installed, inside a bubblewrap jail that sees only
+    ``/usr``, ``/etc``, a private ``/tmp`` and its profile; and always with Chromium's own
+    sandbox (renderers in their own namespaces under seccomp-bpf), which needs
+    unprivileged user namespaces.
+    """
+    from hud_ray.settings import Settings
+
+    if Settings.from_env().get("HUD_RAY_CHROMIUM_SANDBOX") is False:
+        return Jail(uid=None, bwrap=None, chromium_sandbox=False)
+    from hud_ray.capabilities.ssh import _uids
+
+    uid = next(_uids) if os.geteuid() == 0 else None
+    return Jail(uid=uid, bwrap=shutil.which("bwrap"), chromium_sandbox=True)
+
+
+def _jail_argv(jail: Jail, profile: str, binary: str) -> list[str]:
+    argv = ["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try", "--die-with-parent", "--new-session"]
+    home = os.path.dirname(os.path.realpath(binary))  # HUD_RAY_CHROMIUM may be elsewhere
+    outside = not any(home == d or home.startswith(d + "/") for d in JAIL_DIRS)
+    for d in (*JAIL_DIRS, home) if outside else JAIL_DIRS:
+        if os.path.isdir(d):
+            argv += ["--ro-bind", d, d]
+    for target, link in _JAIL_LINKS:
+        if os.path.exists("/" + target):
+            argv += ["--symlink", target, link]
+    return [jail.bwrap or "bwrap", *argv, "--proc", "/proc", "--dev", "/dev",
+            "--tmpfs", "/tmp", "--tmpfs", "/dev/shm", "--bind", profile, profile,
+            "--clearenv", "--setenv", "HOME", profile, "--setenv", "PATH", "/usr/bin:/bin",
+            "--chdir", profile, "--"]
+
+
 def _sweep_profiles() -> None:
     """Remove profiles left by killed processes (``hud-ray-chromium-<pid>-*``)."""
     for path in Path(tempfile.gettempdir()).glob("hud-ray-chromium-*-*"):
@@ -75,6 +136,15 @@ def _sweep_profiles() -> None:
         if not pid.isdigit() or Path(f"/proc/{pid}").exists():
             continue
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove(profile: str) -> None:
+    """Remove a profile; a jailed browser's processes die just after bubblewrap."""
+    for _ in range(50):
+        shutil.rmtree(profile, ignore_errors=True)
+        if not os.path.exists(profile):
+            return
+        time.sleep(0.05)
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -154,11 +224,13 @@ class Chromium:
     """One headless Chromium process on loopback, with the sandbox's own CDP connection."""
 
     def __init__(self, proc: asyncio.subprocess.Process, ws_url: str, profile: str,
-                 conn: CDPConnection) -> None:
+                 conn: CDPConnection, jail: Jail | None = None) -> None:
         self.proc = proc
+        self.jail = jail or Jail(uid=None, bwrap=None, chromium_sandbox=False)
         self.ws_url = ws_url
         self.profile = profile
         self.conn = conn
+        self.first_page: str | None = None  # the tab Chromium opens at launch
         m = re.match(r"ws://([^/]+)(/.*)", ws_url)
         assert m is not None
         self.address, self.browser_path = m.group(1), m.group(2)
@@ -171,26 +243,46 @@ class Chromium:
             log.warning("%s is missing: pages can open file:// URLs (the sandbox's files); "
                         "run `make system-deps`", POLICY_PATH)
         await asyncio.to_thread(_sweep_profiles)
+        jail = jail_plan()
         profile = tempfile.mkdtemp(prefix=f"hud-ray-chromium-{os.getpid()}-")
+        argv = [binary, *FLAGS, f"--user-data-dir={profile}", *extra_args, "about:blank"]
+        if not jail.chromium_sandbox:
+            argv.insert(1, "--no-sandbox")
+            log.warning("HUD_RAY_CHROMIUM_SANDBOX=0: Chromium runs unjailed, --no-sandbox")
+        elif jail.bwrap is None:
+            log.warning("bwrap is missing: Chromium runs without its bubblewrap jail "
+                        "(it sees the host's files); apt-get install bubblewrap")
+        else:
+            argv = _jail_argv(jail, profile, binary) + argv
+        ids: dict[str, Any] = {}
+        if jail.uid is not None:
+            os.chown(profile, jail.uid, jail.uid)
+            ids = {"user": jail.uid, "group": jail.uid, "extra_groups": []}
         proc = await asyncio.create_subprocess_exec(
-            binary, *FLAGS, f"--user-data-dir={profile}", *extra_args, "about:blank",
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent,
-            start_new_session=True)
+            start_new_session=True, **ids)
         assert proc.stderr is not None
         try:
             ws_url = await asyncio.wait_for(cls._endpoint(proc.stderr), LAUNCH_TIMEOUT)
             conn = await CDPConnection.open(ws_url)
+            targets = (await conn.call("Target.getTargets"))["targetInfos"]
         except BaseException as exc:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
             shutil.rmtree(profile, ignore_errors=True)
+            if isinstance(exc, CapabilityError) and jail.chromium_sandbox:
+                raise CapabilityError(f"{exc} (jailed launch; on hosts without unprivileged "
+                                      "user namespaces set HUD_RAY_CHROMIUM_SANDBOX=0)",
+                                      retryable=exc.retryable) from exc
             if isinstance(exc, CapabilityError) or not isinstance(exc, Exception):
                 raise
             raise CapabilityError(f"Chromium failed to start: {type(exc).__name__}: "
                                   f"{exc}") from exc
-        return cls(proc, ws_url, profile, conn)
+        chromium = cls(proc, ws_url, profile, conn, jail)
+        chromium.first_page = next((t["targetId"] for t in targets if t["type"] == "page"), None)
+        return chromium
 
     @staticmethod
     async def _endpoint(stream: asyncio.StreamReader) -> str:
@@ -220,7 +312,7 @@ class Chromium:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.proc.wait(), 10)
         self._drain.cancel()
-        await asyncio.to_thread(shutil.rmtree, self.profile, True)
+        await asyncio.to_thread(_remove, self.profile)
 
 
 @dataclass
@@ -252,15 +344,44 @@ class BrowserSession:
         return self._cdp_session
 
     async def cdp(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        """Send a CDP command to this rollout's page (with a timeout)."""
-        sid = await self._session()
+        """Send a CDP command to this rollout's page (with a timeout).
+
+        A dead browser raises a retryable :class:`CapabilityError` (infrastructure); a
+        page the agent closed (itself, every page, or its context) raises
+        :class:`PageClosed`, which scores the rollout 0.0.
+        """
         try:
+            sid = await self._session()
             return await self._conn().call(method, params, session_id=sid)
-        except CapabilityError:
-            if self._chromium is None or not self._chromium.alive:
-                raise CapabilityError(f"the browser of rollout {self.id} crashed",
-                                      retryable=True) from None
+        except PageClosed:
             raise
+        except CapabilityError:
+            if not await self._page_exists():
+                raise PageClosed(f"the agent closed its browser page (rollout {self.id}); "
+                                 "the grader could not read it") from None
+            raise
+
+    async def _page_exists(self) -> bool:
+        """Whether this rollout's page is still open (a dead browser raises, retryable)."""
+        crashed = CapabilityError(f"the browser of rollout {self.id} crashed", retryable=True)
+        try:
+            targets = (await self._conn().call("Target.getTargets"))["targetInfos"]
+        except CapabilityError:
+            raise crashed from None
+        if self._chromium is None or not self._chromium.alive:
+            raise crashed
+        if not any(t.get("targetId") == self.target_id for t in targets):
+            self._cdp_session = None
+            return False
+        return True
+
+    async def on_app(self) -> bool:
+        """Whether the page shows this rollout's app (not another origin or a ``data:`` URL).
+
+        The DOM is the agent's to change; graders that read it should check this first,
+        and prefer the app's server-side ``state`` where they can.
+        """
+        return self.app_url is not None and (await self.url()).startswith(self.app_url)
 
     async def evaluate(self, expression: str) -> Any:
         """Evaluate JavaScript in the page; its JSON value (an exception raises)."""
@@ -317,6 +438,7 @@ class Browser(SessionResource):
         self._lock = asyncio.Lock()
         self._start_lock = asyncio.Lock()
         self._live: dict[str, _Live] = {}
+        self._ours: set[str] = set()  # browser contexts of rollouts, live or opening
         self._bridge: Any = None
         self._server: Any = None  # the app server (hud_ray.capabilities.webapp)
         self._pipes: dict[str, set[asyncio.StreamWriter]] = {}
@@ -346,6 +468,8 @@ class Browser(SessionResource):
     async def stop(self) -> None:
         for sid in list(self._live):
             await self.close(sid)
+        if (client := sys.modules.get("hud_ray.capabilities.cdp_client")) is not None:
+            await client.stop_idle_driver()  # solutions' Playwright driver, kept warm
         if self._chromium is not None:
             await self._chromium.close()
             self._chromium = None
@@ -380,11 +504,14 @@ class Browser(SessionResource):
         try:
             ctx = await chromium.conn.call("Target.createBrowserContext",
                                            {"disposeOnDetach": False})
+            self._ours.add(ctx["browserContextId"])  # before any await: _sweep spares it
             target = await chromium.conn.call("Target.createTarget", {
                 "url": "about:blank", "browserContextId": ctx["browserContextId"]})
         except BaseException:
             if owned:
                 await chromium.close()
+            elif "ctx" in locals():
+                self._ours.discard(ctx["browserContextId"])
             raise
         token, app_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         app_url = self._server.url_for(app_token) if self._server is not None else None
@@ -407,12 +534,32 @@ class Browser(SessionResource):
         if live is None:
             return
         self._revoke(live.token)
+        self._ours.discard(live.session.context_id)
         if live.owned:
             await live.chromium.close()
         elif live.chromium.alive:
             with contextlib.suppress(CapabilityError):
                 await live.chromium.conn.call("Target.disposeBrowserContext",
                                               {"browserContextId": live.session.context_id})
+            if not any(v.chromium is live.chromium for v in self._live.values()):
+                await self._sweep(live.chromium)
+
+    async def _sweep(self, chromium: Chromium) -> None:
+        """With no rollout left on a shared browser, close what rollouts' CDP clients made
+        outside their own contexts (tabs in the default context, contexts of their own).
+
+        A rollout may open meanwhile: its context is in ``_ours`` from the moment it
+        exists, and is checked before every close."""
+        with contextlib.suppress(CapabilityError):
+            conn = chromium.conn
+            for ctx_id in (await conn.call("Target.getBrowserContexts"))["browserContextIds"]:
+                if ctx_id not in self._ours:
+                    await conn.call("Target.disposeBrowserContext",
+                                    {"browserContextId": ctx_id})
+            for target in (await conn.call("Target.getTargets"))["targetInfos"]:
+                if target["type"] == "page" and target["targetId"] != chromium.first_page \
+                        and target.get("browserContextId") not in self._ours:
+                    await conn.call("Target.closeTarget", {"targetId": target["targetId"]})
 
     def session_context(self, session_id: str) -> Any:
         return self._live[session_id].session

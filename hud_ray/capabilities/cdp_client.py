@@ -1,14 +1,16 @@
 """The ``cdp/1.3`` capability, harness side: Playwright over the published endpoint.
 
 Connects with Playwright's ``connect_over_cdp`` (the connections open on one event loop
-share one Playwright driver process) (no Playwright-downloaded browser is
-used) and picks out this rollout's page by its ``target_id``. Closing only disconnects:
-the page and its context stay with the sandbox, which grades them and disposes of them.
+share one Playwright driver process, kept for ``DRIVER_IDLE_S`` after the last one closes;
+no Playwright-downloaded browser is used) and picks out this rollout's page by its
+``target_id``. Closing only disconnects: the page and its context stay with the sandbox,
+which grades them and disposes of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from typing import Any, ClassVar, Self
 
@@ -16,8 +18,12 @@ from hud_ray.capabilities.base import Capability, CapabilityClient
 from hud_ray.errors import CapabilityError
 
 CONNECT_TIMEOUT = 30.0
+#: A driver nobody uses is stopped after this many seconds (the next rollout on the
+#: same loop, usually seconds later, then connects without starting one).
+DRIVER_IDLE_S = 30.0
 #: Playwright driver processes shared by the connections open on one event loop
-#: (starting a driver costs ~0.4 s; connecting over CDP ~40 ms): loop -> [driver, users].
+#: (starting a driver costs ~0.4-1 s; connecting over CDP ~40 ms):
+#: loop -> [driver, users, idle timer].
 _DRIVERS: dict[asyncio.AbstractEventLoop, list[Any]] = {}
 _DRIVER_LOCK: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = \
     weakref.WeakKeyDictionary()
@@ -30,8 +36,11 @@ async def _acquire_driver() -> Any:
     async with _DRIVER_LOCK.setdefault(loop, asyncio.Lock()):
         entry = _DRIVERS.get(loop)
         if entry is None:
-            entry = _DRIVERS[loop] = [await async_playwright().start(), 0]
+            entry = _DRIVERS[loop] = [await async_playwright().start(), 0, None]
         entry[1] += 1
+        if entry[2] is not None:
+            entry[2].cancel()
+            entry[2] = None
         return entry[0]
 
 
@@ -42,7 +51,28 @@ async def _release_driver() -> None:
         if entry is None:
             return
         entry[1] -= 1
-        if entry[1] <= 0:
+        if entry[1] <= 0 and entry[2] is None:
+            entry[2] = loop.create_task(_stop_when_idle(loop, entry))
+
+
+async def stop_idle_driver() -> None:
+    """Stop this loop's driver now if no connection uses it (call before closing a loop)."""
+    entry = _DRIVERS.get(asyncio.get_running_loop())
+    if entry is not None and entry[1] <= 0 and entry[2] is not None:
+        entry[2].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await entry[2]
+
+
+async def _stop_when_idle(loop: asyncio.AbstractEventLoop, entry: list[Any]) -> None:
+    """Stop a driver left unused for DRIVER_IDLE_S (or when its loop shuts down)."""
+    try:
+        await asyncio.sleep(DRIVER_IDLE_S)
+    except asyncio.CancelledError:
+        if entry[1] > 0:  # a new connection took the driver: keep it
+            raise
+    async with _DRIVER_LOCK.setdefault(loop, asyncio.Lock()):
+        if entry[1] <= 0 and _DRIVERS.get(loop) is entry:
             del _DRIVERS[loop]
             await entry[0].stop()
 

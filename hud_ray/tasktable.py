@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 CORE = ("slug", "env", "id", "args")
 OPTIONAL = ("columns", "validation", "agent_config", "verifier", "extra")
 _FIELDS = frozenset(CORE) | frozenset(OPTIONAL[:-1])
-_BATCH_ROWS = 32_768
+_BATCH_ROWS = 8_192
 _WINDOW = 8_192
 
 
@@ -71,7 +71,7 @@ class TaskTable(Sequence["Task"]):
 
         def flush() -> None:
             if cols["slug"]:
-                batches.append(pa.table({c: pa.array(v, pa.string()) for c, v in cols.items()}))
+                batches.append(pa.table({c: _column(c, v) for c, v in cols.items()}))
                 for values in cols.values():
                     values.clear()
 
@@ -98,11 +98,10 @@ class TaskTable(Sequence["Task"]):
         for t in tables:
             for name, env in t.envs.items():
                 envs.setdefault(name, env)
-        plain = [pa.table({n: _plain(t.arrow.column(n)) for n in t.arrow.column_names})
-                 for t in tables]
-        if not plain:
+        if not tables:
             return cls(_finish([]))
-        return cls(_compact(pa.concat_tables(plain, promote_options="default")), envs=envs)
+        return cls(pa.concat_tables([t.arrow for t in tables], promote_options="default"),
+                   envs=envs)
 
     # ---- sequence protocol ----------------------------------------------------------------
     def __len__(self) -> int:
@@ -185,7 +184,7 @@ class TaskTable(Sequence["Task"]):
                       pc.is_in(self.arrow.column("id"), value_set=values))
 
     def take(self, mask: pa.ChunkedArray | pa.Array) -> TaskTable:
-        return TaskTable(_compact(self.arrow.filter(mask)), envs=self.envs,
+        return TaskTable(self.arrow.filter(mask).combine_chunks(), envs=self.envs,
                          cache_size=self._cache_size)
 
     def unknown(self, names: Iterable[str]) -> list[str]:
@@ -228,34 +227,28 @@ def _dump(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _plain(col: pa.ChunkedArray) -> pa.Array:
+def _column(name: str, values: list[Any]) -> pa.Array:
+    array = pa.array(values, pa.string())
+    return array.dictionary_encode() if name in ("env", "id") else array
+
+
+def _plain(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     return col.dictionary_decode() if pa.types.is_dictionary(col.type) else col
 
 
-def _compact(table: pa.Table) -> pa.Table:
-    """One chunk per column (O(1) row access), env/id dictionary-encoded."""
-    columns = {}
-    for name in table.column_names:
-        col = _plain(table.column(name))
-        if name in ("env", "id"):
-            col = col.dictionary_encode()
-        columns[name] = col
-    if not columns:
-        return table
-    return pa.table(columns)
-
-
 def _finish(batches: list[pa.Table]) -> pa.Table:
+    """One table from the encoded batches (kept as chunks: no copy), optional columns
+    that no row sets dropped."""
     if not batches:
-        schema = pa.schema([(c, pa.string()) for c in CORE])
-        return _compact(schema.empty_table())
+        return pa.table({c: _column(c, []) for c in CORE})
     table = pa.concat_tables(batches)
     batches.clear()
     for name in OPTIONAL:
         if table.column(name).null_count == table.num_rows:
             table = table.drop_columns([name])
-    return _compact(table)
+    pa.default_memory_pool().release_unused()
+    return table
 
 
 @dataclass(frozen=True, slots=True)

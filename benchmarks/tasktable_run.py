@@ -22,6 +22,17 @@ def _mib(kib: int) -> float:
     return round(kib / 1024, 1)
 
 
+def memory(pid: int | str = "self") -> dict[str, int]:
+    """``VmRSS``, ``VmHWM``, ``RssAnon`` (private), ``RssShmem`` of a process, in KiB."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssShmem"):
+                out[key] = int(rest.split()[0])
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--rows", type=int, required=True)
@@ -37,11 +48,10 @@ def main() -> None:
     from hud_ray.engine.config import EvalConfig
     from hud_ray.engine.driver import Driver
     from hud_ray.errors import RunInterrupted
-    from hud_ray.tasktable import process_memory
 
     ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False,
              runtime_env={"env_vars": env})
-    before = process_memory()
+    before = memory()
     out = Path(tempfile.mkdtemp(prefix="hud-ray-tasktable-")) / "run"
     config = EvalConfig(source=str(HERE / "tasks_generated.py"), agent="oracle",
                         workers=a.workers, max_concurrent=256, out=str(out))
@@ -53,13 +63,12 @@ def main() -> None:
         if "first" not in marks and progress.in_flight:
             marks["first"] = (now, progress.done)
             marks["ready_s"] = now - t_load
-            marks["driver_at_start"] = process_memory()
+            marks["driver_at_start"] = memory()
         if "stop" not in marks and progress.done >= a.rollouts:
             marks["stop"] = (now, progress.done)
-            stats = ray.get([h.stats.remote() for h in driver._actors])
-            marks["actors"] = [s["memory"] for s in stats]
-            marks["refs"] = sorted({s["task_table"]["ref"] for s in stats})
-            marks["table"] = driver._table
+            pids = [r["pid"] for r in ray.get([h.ready.remote() for h in driver._actors])]
+            marks["actors"] = [memory(pid) for pid in pids]
+            marks["table"] = getattr(driver, "_table", None)  # None: before the task table
             os.kill(os.getpid(), signal.SIGTERM)  # stop the run as Ctrl-C/SIGTERM would
 
     driver = Driver(config, on_progress=on_progress)
@@ -67,7 +76,7 @@ def main() -> None:
         asyncio.run(driver.run())
     except RunInterrupted:
         pass
-    end = process_memory()
+    end = memory()
     ray.shutdown()
     shutil.rmtree(out.parent, ignore_errors=True)
     (t0, d0), (t1, d1) = marks["first"], marks["stop"]
@@ -75,9 +84,9 @@ def main() -> None:
     at_start = marks["driver_at_start"]
     print(json.dumps({
         "rows": a.rows, "list": a.list, "workers": a.workers,
-        "table_object_store_mib": round(table.nbytes / 2**20, 1),
-        "table_refs_seen_by_actors": len(marks["refs"]),
+        "table_object_store_mib": round(table.nbytes / 2**20, 1) if table else None,
         "driver_rss_before_mib": _mib(before["VmRSS"]),
+        "driver_anon_before_mib": _mib(before["RssAnon"]),
         "driver_rss_at_run_start_mib": _mib(at_start["VmRSS"]),
         "driver_anon_at_run_start_mib": _mib(at_start["RssAnon"]),
         "driver_peak_rss_mib": _mib(end["VmHWM"]),

@@ -97,7 +97,7 @@ def test_selection_digest_and_lookup_on_the_table():
     assert picked.digest() == old_digest([ODD[0], ODD[1], ODD[4]])
     assert [t.id for t in ts.filter(["extra", "nope"])] == ["extra"]
     assert [t.id for t in ts.exclude(["plain"])] == [t.id for t in ODD[2:]]
-    with pytest.raises(TasksetError, match="unknown task id.*: nope"):
+    with pytest.raises(TasksetError, match=r"unknown task id.*: nope"):
         ts.select(["plain", "nope"])
     assert ts.environment_names() == {"e", "ënv-☃", "v"}
 

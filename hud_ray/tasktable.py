@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, overload
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hud_ray import task as _task  # a cycle: hud_ray.task builds TaskTables
+
 if TYPE_CHECKING:
     from hud_ray.env import Environment
     from hud_ray.task import Task
@@ -40,7 +42,7 @@ def encode(task: Task) -> tuple[str, str, str, str, list[str | None]]:
     optional = [None if dump[name] is None else json.dumps(dump[name])
                 for name in OPTIONAL[:-1]]
     optional.append(json.dumps(extra) if extra else None)
-    return (dump["slug"], dump["env"], dump["id"], json.dumps(dump["args"], sort_keys=True),
+    return (dump["slug"], dump["env"], dump["id"], _task.canonical_args_json(dump["args"]),
             optional)
 
 

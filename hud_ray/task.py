@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from hud_ray import tasktable
 from hud_ray.errors import TasksetError
 from hud_ray.tasktable import TaskTable
 
@@ -280,7 +281,9 @@ def _dedupe(name: str, table: TaskTable) -> TaskTable:
     """Drop repeats of an identical row (e.g. one listed via two names); a slug that
     names two different rows is an error."""
     slugs = table.arrow.column("slug")
-    if pc.count_distinct(slugs).as_py() == len(table):
+    distinct = pc.count_distinct(slugs, memory_pool=tasktable.POOL).as_py()
+    tasktable.trim()
+    if distinct == len(table):
         return table
     counts = pc.value_counts(slugs)
     repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")

@@ -12,6 +12,7 @@ and, only when some row sets them, ``columns``, ``validation``, ``agent_config``
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 from collections import OrderedDict
@@ -33,6 +34,10 @@ OPTIONAL = ("columns", "validation", "agent_config", "verifier", "extra")
 _FIELDS = frozenset(CORE) | frozenset(OPTIONAL[:-1])
 _BATCH_ROWS = 8_192
 _WINDOW = 8_192
+#: Task tables allocate from the C allocator, not Arrow's default (mimalloc) pool: the
+#: build's short-lived buffers are then returned to the OS (see :func:`trim`) instead
+#: of lingering in the driver (measured: ~1/3 less driver memory at 1M rows).
+POOL = pa.system_memory_pool()
 
 
 def encode(task: Task) -> tuple[str, str, str, str, list[str | None]]:
@@ -102,8 +107,8 @@ class TaskTable(Sequence["Task"]):
                 envs.setdefault(name, env)
         if not tables:
             return cls(_finish([]))
-        return cls(pa.concat_tables([t.arrow for t in tables], promote_options="default"),
-                   envs=envs)
+        return cls(pa.concat_tables([t.arrow for t in tables], promote_options="default",
+                                    memory_pool=POOL), envs=envs)
 
     # ---- sequence protocol ----------------------------------------------------------------
     def __len__(self) -> int:
@@ -186,7 +191,8 @@ class TaskTable(Sequence["Task"]):
                       pc.is_in(self.arrow.column("id"), value_set=values))
 
     def take(self, mask: pa.ChunkedArray | pa.Array) -> TaskTable:
-        return TaskTable(self.arrow.filter(mask).combine_chunks(), envs=self.envs,
+        kept = pc.filter(self.arrow, mask, memory_pool=POOL)
+        return TaskTable(kept.combine_chunks(memory_pool=POOL), envs=self.envs,
                          cache_size=self._cache_size)
 
     def unknown(self, names: Iterable[str]) -> list[str]:
@@ -230,8 +236,16 @@ def _dump(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _column(name: str, values: list[Any]) -> pa.Array:
-    array = pa.array(values, pa.string())
-    return array.dictionary_encode() if name in ("env", "id") else array
+    array = pa.array(values, pa.string(), memory_pool=POOL)
+    return pc.dictionary_encode(array, memory_pool=POOL) if name in ("env", "id") else array
+
+
+def trim() -> None:
+    """Hand freed heap memory back to the OS (glibc; a no-op elsewhere)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _plain(col: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -244,12 +258,12 @@ def _finish(batches: list[pa.Table]) -> pa.Table:
     that no row sets dropped."""
     if not batches:
         return pa.table({c: _column(c, []) for c in CORE})
-    table = pa.concat_tables(batches)
+    table = pa.concat_tables(batches, memory_pool=POOL)
     batches.clear()
     for name in OPTIONAL:
         if table.column(name).null_count == table.num_rows:
             table = table.drop_columns([name])
-    pa.default_memory_pool().release_unused()
+    trim()
     return table
 
 

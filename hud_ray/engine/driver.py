@@ -34,7 +34,7 @@ from hud_ray.errors import ConfigError, HudRayError, RecordError, RunInterrupted
 from hud_ray.records import RolloutRecord
 from hud_ray.sink import MANIFEST, SUMMARY, ArrowSink, ResumeState, read_manifest, read_rollouts
 from hud_ray.task import Taskset
-from hud_ray.tasktable import SharedTaskTable, TaskTable
+from hud_ray.tasktable import SharedTaskTable, TaskTable, trim
 from hud_ray.types import Status
 
 log = logging.getLogger(__name__)
@@ -206,6 +206,8 @@ class Driver:
             # held once on this node instead of once in the driver's heap and once
             # in the store.
             taskset.table = TaskTable(ray.get(ref), envs=table.envs)
+            del table
+            trim()
         return self._table
 
     def _actor_sources(self, taskset: Taskset) -> dict[str, str]:

@@ -203,10 +203,12 @@ class Watch:
         self.driver: Driver | None = None
         self.stats: dict[str, dict] = {}
         self.stop_after = stop_after
+        self.current: list[str] = []  # the driver's actors at the latest callback
 
     def __call__(self, progress) -> None:
         import ray
 
+        self.current = [a._actor_id.hex() for a in self.driver._actors]
         for actor in list(self.driver._actors):
             key = actor._actor_id.hex()
             if key in self.stats:
@@ -250,7 +252,7 @@ async def test_every_harness_actor_reads_the_one_shared_table(ray_session, tmp_p
 
 @pytest.mark.ray
 async def test_a_replaced_harness_actor_reads_the_same_table(ray_session, tmp_path,
-                                                            monkeypatch):
+                                                            monkeypatch, caplog):
     marker = tmp_path / "died"
     src = _source(tmp_path, monkeypatch, 30, marker=str(marker), seconds=0.2)
     driver, watch, rows = await _run(EvalConfig(source=str(src), agent="oracle", workers=1,
@@ -262,7 +264,9 @@ async def test_a_replaced_harness_actor_reads_the_same_table(ray_session, tmp_pa
     final = Counter(r["rollout_key"] for r in rows if r["final"])
     assert len(final) == 31 and set(final.values()) == {1}
     assert all(r["status"] == "ok" for r in rows if r["final"])
-    assert len(watch.stats) >= 1  # the replacement (the first died at once)
+    assert "replacing harness actor 0" in caplog.text
+    (replacement,) = watch.current  # the actor that finished the run
+    assert replacement in watch.stats
     assert {s["task_table"]["ref"] for s in watch.stats.values()} == {driver._table.ref.hex()}
 
 

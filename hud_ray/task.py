@@ -389,7 +389,13 @@ def _envs_in(module: Any) -> list[Environment]:
 
 def _load_py(path: Path) -> Taskset:
     module = import_source(path)
-    taskset = Taskset(path.stem, _collect(module))
+    try:
+        taskset = Taskset(path.stem, _collect(module))
+    except TasksetError:
+        raise
+    except Exception as exc:  # a generator of rows that fails part way
+        frame = _user_frame(exc, path.resolve())
+        raise TasksetError(f"{path}{frame}: {type(exc).__name__}: {exc}") from None
     if not len(taskset) and not _envs_in(module) and _uses_real_hud(module):
         raise TasksetError(f"{path}: its tasks are the installed `hud` SDK's objects, which "
                            "hud-ray cannot run; uninstall `hud` from hud-ray's environment "

@@ -131,6 +131,10 @@ def test_generator_rows_and_streamed_jsonl(tmp_path):
     again = Taskset.from_file(rows)
     assert again.digest() == ts.digest()
     assert [t.model_dump() for t in again] == [t.model_dump() for t in ts]
+    bad = tmp_path / "bad_gen.py"
+    bad.write_text(src.read_text().replace("range(500))", "range(500) if 1 / (250 - i))"))
+    with pytest.raises(TasksetError, match=r"bad_gen.py:\d+: ZeroDivisionError"):
+        Taskset.from_file(bad)
     rows.write_text(rows.read_text() + "\n{broken\n")
     with pytest.raises(TasksetError, match=r"rows.jsonl:502: invalid JSON"):
         Taskset.from_file(rows)

@@ -13,7 +13,7 @@ from actors.pool import SandboxPools
 from hud_ray.engine.plan import RolloutSpec
 from hud_ray.engine.worker import RolloutWorker
 from hud_ray.sandbox import Sandbox, load_environments
-from hud_ray.task import Task
+from hud_ray.tasktable import SharedTaskTable, TaskTable, process_memory
 from hud_ray.types import AgentSpec
 
 
@@ -22,7 +22,7 @@ class HarnessActor:
     """Hosts one agent; stateless envs are co-located in this process, stateful ones
     (with a workspace) lease a dedicated sandbox actor per rollout from a warm pool."""
 
-    def __init__(self, *, run_id: str, sources: dict[str, str], tasks: list[dict[str, Any]],
+    def __init__(self, *, run_id: str, sources: dict[str, str], task_table: SharedTaskTable,
                  agent: dict[str, Any], rollout_timeout: float | None, colocate: bool = True,
                  sandbox_options: dict[str, Any] | None = None, name: str = "",
                  sessions_per_sandbox: int = 8) -> None:
@@ -33,8 +33,10 @@ class HarnessActor:
         pooled = {n: e for n, e in envs.items() if n not in local and n in sources}
         self.pool = SandboxPools(pooled, sources, options=sandbox_options,
                                  sessions_per_sandbox=sessions_per_sandbox) if pooled else None
+        # the run's one task table, read zero-copy from the object store
+        self.task_table = task_table
         self.worker = RolloutWorker(
-            run_id=run_id, tasks=[Task.model_validate(t) for t in tasks],
+            run_id=run_id, tasks=TaskTable(ray.get(task_table.ref)),
             agent=AgentSpec.model_validate(agent), rollout_timeout=rollout_timeout,
             sandbox=self.sandbox, local_envs=set(local),
             lease=self.pool.lease if self.pool else None,
@@ -69,7 +71,9 @@ class HarnessActor:
             yield batch
 
     def stats(self) -> dict[str, Any]:
-        return {"pool": self.pool.stats() if self.pool else None}
+        return {"pool": self.pool.stats() if self.pool else None,
+                "task_table": {"ref": self.task_table.ref.hex(), "rows": len(self.worker.tasks)},
+                "memory": process_memory()}
 
     async def close(self) -> None:
         await self.worker.close()

@@ -20,10 +20,10 @@ def write_report(r: dict[str, Any], path: Path) -> None:
              f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB; "
              f"Python {m.get('python')}, Ray {m.get('ray')}, kernel {m.get('kernel')}.", "",
              "Reproduce: `make bench` (all sections; one with `python -m benchmarks.run --full "
-             "--only limit|memory|latency|sink|training|ssh|browser|hud`), `make bench-quick` "
-             "(the CI guard: hud-ray vs the bare loop on 4,000 rollouts, failing below half "
-             "the ratio recorded in `benchmarks/baseline.json`). The local provider runs as its "
-             "own process "
+             "--only limit|memory|tasktable|latency|sink|training|ssh|browser|hud`), "
+             "`make bench-quick` (the CI guard: hud-ray vs the bare loop on 4,000 rollouts, "
+             "failing below half the ratio recorded in `benchmarks/baseline.json`). "
+             "The local provider runs as its own process "
              "(`hud-ray fake-provider`); each measured run is a fresh child process.", ""]
     lim = r.get("limit", {})
     lines += ["## Throughput and the limit", ""]
@@ -53,6 +53,7 @@ def write_report(r: dict[str, Any], path: Path) -> None:
         lines += [f"| {k} | {v['driver_peak_rss_mib']} | {v['rollouts_per_s']} |"
                   for k, v in mem.items()]
         lines += [""]
+    lines += task_table_lines(r.get("tasktable", {}))
     lat = r.get("latency", {})
     lines += ["## Latency-bound scale", ""]
     if "error" in lat or not lat:
@@ -112,3 +113,33 @@ def write_report(r: dict[str, Any], path: Path) -> None:
     if notes:
         lines += ["## Notes", "", notes, ""]
     path.write_text("\n".join(lines))
+
+
+def task_table_lines(tt: dict[str, Any]) -> list[str]:
+    """The task table section: driver and per-actor memory against taskset size."""
+    lines = ["## Task table: driver and actor memory vs taskset size", ""]
+    if "error" in tt or not tt:
+        return [*lines, f"not measured: {tt.get('error', 'section not run')}", ""]
+    lines += ["Generated rows (`benchmarks/tasks_generated.py`, a module-level generator), "
+              "oracle agent, 2 harness actors, each run stopped (SIGTERM) after 2,000 "
+              "rollouts (`benchmarks/tasktable_run.py`). Driver memory is `VmRSS`/`RssAnon`"
+              " after `ray.init` and when the first batch is in flight; actor memory is "
+              "each harness actor's `RssAnon` (private) and `RssShmem` (its view of the "
+              "shared table in the object store) at the stop.", "",
+              "| rows | table in object store MiB | driver RSS before / at start MiB "
+              "(private) | driver peak RSS MiB | load + actors start s | harness actor "
+              "private MiB | actor shared MiB | rollouts/s |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for v in tt.values():
+        if not isinstance(v, dict) or "rows" not in v:
+            continue
+        label = f"{v['rows']:,}" + (" (list)" if v.get("list") else "")
+        table = v.get("table_object_store_mib")
+        lines.append(
+            f"| {label} | {table if table is not None else '-'} | "
+            f"{v['driver_rss_before_mib']} / {v['driver_rss_at_run_start_mib']} "
+            f"({v['driver_anon_before_mib']} / {v['driver_anon_at_run_start_mib']}) | "
+            f"{v['driver_peak_rss_mib']} | {v['load_and_start_s']} | "
+            f"{', '.join(str(x) for x in v['actor_anon_mib'])} | "
+            f"{', '.join(str(x) for x in v['actor_shmem_mib'])} | {v['rollouts_per_s']} |")
+    return [*lines, ""]

@@ -2,7 +2,7 @@
 recorded ratio. ``--full``: every section, and ``RESULTS.md`` regenerated.
 
     python -m benchmarks.run --quick
-    python -m benchmarks.run --full [--only throughput,limit,memory,hud,latency,sink,ssh]
+    python -m benchmarks.run --full [--only limit,memory,tasktable,hud,latency,sink,ssh]
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def full(only: set[str] | None) -> int:
     results["date"] = time.strftime("%Y-%m-%d")
     plan = [("limit", lambda: sections.limit_ratio(tasks=1250, group=8, repeats=3)),
             ("memory", sections.driver_memory),
+            ("tasktable", sections.task_table),
             ("latency", sections.latency_bound),
             ("sink", sections.sink),
             ("training", sections.training),

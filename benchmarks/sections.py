@@ -72,6 +72,21 @@ def driver_memory() -> dict[str, Any]:
     return out
 
 
+def task_table(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000),
+               rollouts: int = 2000) -> dict[str, Any]:
+    """Generated tasksets of 10k, 100k and 1M rows (oracle, 2 harness actors, stopped after
+    ``rollouts``): driver memory before and at run start, each harness actor's memory,
+    the task table's bytes in the object store, rollouts/s. ``list_100000`` is the same
+    100k rows as a module-level list, which every importer (each actor too) builds."""
+    out: dict[str, Any] = {}
+    for rows in sizes:
+        out[str(rows)] = run_child(["benchmarks.tasktable_run", "--rows", str(rows),
+                                    "--rollouts", str(rollouts)])
+    out["list_100000"] = run_child(["benchmarks.tasktable_run", "--rows", "100000",
+                                    "--rollouts", str(rollouts), "--list"])
+    return out
+
+
 def latency_bound(*, rollouts: int = 2000, turns: int = 3, latency: float = 1.0) -> dict[str, Any]:
     """2,000 rollouts in flight, each ``turns`` model calls with ``latency`` s each."""
     source = HERE / "tasks_tools.py"

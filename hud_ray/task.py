@@ -13,13 +13,18 @@ import itertools
 import json
 import sys
 import traceback
+import types
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from hud_ray import tasktable
 from hud_ray.errors import TasksetError
+from hud_ray.tasktable import TaskTable
 
 if TYPE_CHECKING:
     from hud_ray.env import Environment
@@ -83,7 +88,11 @@ class Task(BaseModel):
 
 
 class Taskset:
-    """An ordered, slug-unique collection of task rows.
+    """An ordered, slug-unique collection of task rows, held as one :class:`TaskTable`.
+
+    Rows are encoded as they arrive (``tasks`` may be a generator), so a large taskset
+    costs its compact table, not a ``Task`` object per row; iterating or indexing
+    decodes rows on demand.
 
     ``sources`` maps an environment name to the Python file that defines it, which is
     what a sandbox imports to run that environment's templates.
@@ -91,102 +100,108 @@ class Taskset:
 
     def __init__(self, name: str | None = "taskset", tasks: Iterable[Task] = (),
                  *, sources: dict[str, str] | None = None,
-                 taskset_id: str | None = None) -> None:
+                 taskset_id: str | None = None, table: TaskTable | None = None) -> None:
         self.name = name or "taskset"
         self.taskset_id = taskset_id
-        self.tasks: list[Task] = []
         self.sources: dict[str, str] = dict(sources or {})
-        seen: dict[str, Task] = {}
-        for task in tasks:
-            if not isinstance(task, Task):
-                raise TasksetError(f"taskset {name!r}: expected Task rows, got "
-                                   f"{type(task).__name__}")
-            if task.slug in seen:
-                if seen[task.slug].model_dump() == task.model_dump():
-                    continue  # the same row listed twice (e.g. via two names) is one task
-                raise TasksetError(f"taskset {name!r}: duplicate slug {task.slug!r}")
-            seen[task.slug] = task
-            self.tasks.append(task)
+        if table is None:
+            table = _dedupe(self.name, TaskTable.build(_checked(self.name, tasks)))
+        self.table = table
+        self._digest: str | None = None
 
-    # ---- collection protocol -------------------------------------------------------
+    @property
+    def tasks(self) -> TaskTable:
+        """The rows, as a read-only sequence that decodes a :class:`Task` per index."""
+        return self.table
+
+    # ---- collection protocol -------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self.tasks)
+        return len(self.table)
 
     def __iter__(self) -> Iterator[Task]:
-        return iter(self.tasks)
+        return iter(self.table)
 
     def __getitem__(self, slug: str) -> Task:
-        for task in self.tasks:
-            if task.slug == slug:
-                return task
-        raise KeyError(slug)
+        index = self.table.index_of(slug)
+        if index < 0:
+            raise KeyError(slug)
+        return self.table[index]
 
     def __repr__(self) -> str:
         return f"<Taskset {self.name!r} tasks={len(self)}>"
 
     def items(self) -> Iterator[tuple[str, Task]]:
         """``(slug, task)`` pairs in order, as HUD's ``Taskset.items``."""
-        return iter([(t.slug, t) for t in self.tasks])
+        return ((t.slug, t) for t in self.table)
 
     def environment_names(self) -> set[str]:
         """The env names the rows (and their verifier rows) reference."""
-        return {t.env for t in self.tasks} | {t.verifier.env for t in self.tasks
-                                              if t.verifier is not None}
+        names = set(self._env_column())
+        for text in self.table.column_values("verifier"):
+            if text is not None:
+                names.add(json.loads(text)["env"])
+        return names
 
-    def _derive(self, tasks: Iterable[Task]) -> Taskset:
-        return Taskset(self.name, tasks, sources=self.sources, taskset_id=self.taskset_id)
+    def _env_column(self) -> list[str]:
+        """Distinct env names of the rows, in order of first use."""
+        col = self.table.arrow.column("env")
+        return pc.unique(col.cast(pa.string()) if len(col) else col).to_pylist()
+
+    def _derive(self, keep: Any) -> Taskset:
+        return Taskset(self.name, sources=self.sources, taskset_id=self.taskset_id,
+                       table=self.table.take(keep))
 
     def filter(self, slugs: Iterable[str]) -> Taskset:
         """Keep the tasks whose slug (or template id) is listed; unknown names match nothing.
 
         As HUD's; :meth:`select` is the strict form that rejects unknown names.
         """
-        keep = set(slugs)
-        return self._derive(t for t in self.tasks if t.slug in keep or t.id in keep)
+        return self._derive(self.table.mask(slugs))
 
     def select(self, slugs: Iterable[str]) -> Taskset:
         """Like :meth:`filter`, but an unknown slug or template id is an error."""
         wanted = list(dict.fromkeys(slugs))
-        known = {t.slug for t in self.tasks} | {t.id for t in self.tasks}
-        unknown = [s for s in wanted if s not in known]
+        unknown = self.table.unknown(wanted)
         if unknown:
-            sample = ", ".join(sorted(t.slug for t in self.tasks)[:5])
+            first = pc.sort_indices(self.table.arrow.column("slug"))[:5]
+            sample = ", ".join(self.table.arrow.column("slug").take(first).to_pylist())
             raise TasksetError(f"unknown task id(s): {', '.join(unknown)} "
                                f"(known slugs include: {sample})")
-        keep = set(wanted)
-        return self._derive(t for t in self.tasks if t.slug in keep or t.id in keep)
+        return self._derive(self.table.mask(wanted))
 
     def exclude(self, slugs: Iterable[str]) -> Taskset:
-        drop = set(slugs)
-        return self._derive(t for t in self.tasks if t.slug not in drop and t.id not in drop)
+        return self._derive(pc.invert(self.table.mask(slugs)))
 
     def digest(self) -> str:
         """A stable hash over the rows (what resume compares)."""
-        h = hashlib.sha256()
-        for task in self.tasks:
-            h.update(json.dumps(task.model_dump(mode="json"), sort_keys=True,
-                                default=str).encode())
-        return h.hexdigest()[:16]
+        if self._digest is None:
+            self._digest = self.table.digest()
+        return self._digest
 
     @property
     def environments(self) -> dict[str, Environment]:
+        from hud_ray.env import registered_environment
+
         envs: dict[str, Environment] = {}
-        for task in self.tasks:
-            if task.environment is not None:
-                envs.setdefault(task.env, task.environment)
+        for name in self._env_column():
+            env = self.table.envs.get(name) or registered_environment(name)
+            if env is not None:
+                envs[name] = env
         return envs
 
     # ---- files -----------------------------------------------------------------------
     def to_file(self, path: str | Path) -> None:
         """Write rows as ``.json`` (a list) or ``.jsonl`` (one row per line)."""
         path = Path(path)
-        rows = [t.model_dump(mode="json", exclude_none=True) for t in self.tasks]
-        if path.suffix == ".jsonl":
-            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        elif path.suffix == ".json":
-            path.write_text(json.dumps(rows, indent=2) + "\n")
-        else:
+        if path.suffix not in (".json", ".jsonl"):
             raise TasksetError(f"{path}: write .json or .jsonl")
+        rows = (t.model_dump(mode="json", exclude_none=True) for t in self.table)
+        with path.open("w") as f:
+            if path.suffix == ".jsonl":
+                for r in rows:
+                    f.write(json.dumps(r) + "\n")
+            else:
+                f.write(json.dumps(list(rows), indent=2) + "\n")
 
     @classmethod
     def from_module(cls, source: str | Path) -> Taskset:
@@ -221,24 +236,67 @@ class Taskset:
 
 
 def _load_rows(path: Path) -> Taskset:
-    text = path.read_text()
-    try:
-        if path.suffix == ".jsonl":
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            rows = json.loads(text)
-            if isinstance(rows, dict):
-                rows = rows.get("tasks", [rows])
-    except json.JSONDecodeError as exc:
-        raise TasksetError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    tasks = []
+    """Rows of a ``.json`` list or a ``.jsonl`` file (read a line at a time)."""
+    return Taskset(path.stem, _validated(path, _raw_rows(path)))
+
+
+def _raw_rows(path: Path) -> Iterator[dict[str, Any]]:
+    if path.suffix != ".jsonl":
+        try:
+            rows = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise TasksetError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+        if isinstance(rows, dict):
+            rows = rows.get("tasks", [rows])
+        yield from rows
+        return
+    with path.open() as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TasksetError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from None
+
+
+def _validated(path: Path, rows: Iterable[Any]) -> Iterator[Task]:
     for i, row in enumerate(rows):
         try:
-            tasks.append(Task.model_validate(row))
+            yield Task.model_validate(row)
         except Exception as exc:  # pydantic.ValidationError
             first = str(exc).splitlines()
             raise TasksetError(f"{path}: row {i}: {' '.join(first[:3])}") from None
-    return Taskset(path.stem, tasks)
+
+
+def _checked(name: str, tasks: Iterable[Any]) -> Iterator[Task]:
+    for task in tasks:
+        if not isinstance(task, Task):
+            raise TasksetError(f"taskset {name!r}: expected Task rows, got "
+                               f"{type(task).__name__}")
+        yield task
+
+
+def _dedupe(name: str, table: TaskTable) -> TaskTable:
+    """Drop repeats of an identical row (e.g. one listed via two names); a slug that
+    names two different rows is an error."""
+    slugs = table.arrow.column("slug")
+    distinct = pc.count_distinct(slugs, memory_pool=tasktable.POOL).as_py()
+    tasktable.trim()
+    if distinct == len(table):
+        return table
+    counts = pc.value_counts(slugs)
+    repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
+    drop = set()
+    for slug in repeated.to_pylist():
+        where = pc.indices_nonzero(pc.equal(slugs, slug)).to_pylist()
+        first = table.arrow.slice(where[0], 1).to_pylist()[0]
+        for i in where[1:]:
+            if table.arrow.slice(i, 1).to_pylist()[0] != first:
+                raise TasksetError(f"taskset {name!r}: duplicate slug {slug!r}")
+            drop.add(i)
+    keep = pa.array([i not in drop for i in range(len(table))])
+    return table.take(keep)
 
 
 _module_counter = itertools.count()
@@ -306,27 +364,21 @@ def _user_frame(exc: BaseException, path: Path) -> str:
     return ""
 
 
-def _collect(module: Any) -> list[Task]:
+def _collect(module: Any) -> Iterator[Task]:
+    """The module's Task rows: single rows, lists/tuples of them, Tasksets, and
+    generators (consumed here, a row at a time, so a huge taskset never sits in
+    memory as Task objects)."""
     from hud_ray.env import Environment
 
-    found: list[Task] = []
-    seen: set[int] = set()
-    for key, value in vars(module).items():
+    for key, value in list(vars(module).items()):
         if key.startswith("_") or isinstance(value, Environment):
             continue
         if isinstance(value, Task):
-            items: list[Any] = [value]
+            yield value
         elif isinstance(value, Taskset):
-            items = list(value.tasks)
-        elif isinstance(value, list | tuple):
-            items = [v for v in value if isinstance(v, Task)]
-        else:
-            continue
-        for task in items:
-            if id(task) not in seen:  # the same row bound to two names is one row
-                seen.add(id(task))
-                found.append(task)
-    return found
+            yield from value.tasks
+        elif isinstance(value, list | tuple | types.GeneratorType):
+            yield from (v for v in value if isinstance(v, Task))
 
 
 def _envs_in(module: Any) -> list[Environment]:
@@ -337,17 +389,22 @@ def _envs_in(module: Any) -> list[Environment]:
 
 def _load_py(path: Path) -> Taskset:
     module = import_source(path)
-    tasks = _collect(module)
-    if not tasks and not _envs_in(module) and _uses_real_hud(module):
+    try:
+        taskset = Taskset(path.stem, _collect(module))
+    except TasksetError:
+        raise
+    except Exception as exc:  # a generator of rows that fails part way
+        frame = _user_frame(exc, path.resolve())
+        raise TasksetError(f"{path}{frame}: {type(exc).__name__}: {exc}") from None
+    if not len(taskset) and not _envs_in(module) and _uses_real_hud(module):
         raise TasksetError(f"{path}: its tasks are the installed `hud` SDK's objects, which "
                            "hud-ray cannot run; uninstall `hud` from hud-ray's environment "
                            "(hud-ray then serves `from hud import ...` itself)")
-    sources = {env.name: str(path.resolve()) for env in _envs_in(module)}
-    for task in tasks:
-        for row in (task, task.verifier):
-            if row is not None and row._env is not None:
-                sources.setdefault(row.env, str(path.resolve()))
-    return Taskset(path.stem, tasks, sources=sources)
+    where = str(path.resolve())
+    taskset.sources = {env.name: where for env in _envs_in(module)}
+    for name in taskset.table.envs:  # rows minted by an environment this file imports
+        taskset.sources.setdefault(name, where)
+    return taskset
 
 
 def _uses_real_hud(module: Any) -> bool:
@@ -369,12 +426,9 @@ def _load_dir(path: Path, *, rows: bool = True) -> Taskset:
 def _load_files(path: Path, files: list[Path], rows: list[Path]) -> Taskset:
     if not files and not rows:
         raise TasksetError(f"{path}: no .py, .json or .jsonl files in this folder")
-    tasks: list[Task] = []
+    parts = [_load_py(file) for file in files] + [_load_rows(file) for file in rows]
     sources: dict[str, str] = {}
-    for file in files:
-        ts = _load_py(file)
-        tasks.extend(ts.tasks)
-        sources.update(ts.sources)
-    for file in rows:
-        tasks.extend(_load_rows(file).tasks)
-    return Taskset(path.name, tasks, sources=sources)
+    for part in parts:
+        sources.update(part.sources)
+    table = TaskTable.concat([part.table for part in parts])
+    return Taskset(path.name, sources=sources, table=_dedupe(path.name, table))

@@ -31,7 +31,9 @@ def test_only_the_placement_seam_imports_actors(root):
 
 
 def test_one_canonical_args_json(root):
-    # rows, slugs and failure rows share hud_ray.task.canonical_args_json
+    # rows, slugs and failure rows share hud_ray.task.canonical_args_json: the task table
+    # stores each row's args with it, and workers and the driver read that column
+    assert "canonical_args_json(" in (root / "hud_ray/tasktable.py").read_text()
     for rel in ("hud_ray/engine/worker.py", "hud_ray/engine/driver.py"):
         text = (root / rel).read_text()
-        assert "canonical_args_json" in text and "sort_keys=True" not in text, rel
+        assert ".args_json(" in text and "sort_keys=True" not in text, rel

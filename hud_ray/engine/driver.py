@@ -44,7 +44,8 @@ from hud_ray.placement import describe
 from hud_ray.records import RolloutRecord
 from hud_ray.rundir import RunDir
 from hud_ray.sink import MANIFEST, SUMMARY, ArrowSink, ResumeState, read_manifest, read_rollouts
-from hud_ray.task import Taskset, canonical_args_json
+from hud_ray.task import Taskset
+from hud_ray.tasktable import SharedTaskTable, TaskTable, trim
 from hud_ray.types import Status
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ class Driver:
         self._fatal: BaseException | None = None
         self._shipment: Shipment | None = None
         self._actor_env: dict[str, Any] | None = None
+        self._table: SharedTaskTable | None = None
 
     # ---- setup --------------------------------------------------------------------------
     def _prepare_dir(self, taskset: Taskset) -> tuple[str, RunDir, ResumeState | None]:
@@ -198,11 +200,28 @@ class Driver:
         return spawn_harness(
             resources=cfg.harness_resources, runtime_env=self._actor_env,
             run_id=run_id, sources=self._actor_sources(taskset),
-            tasks=[t.model_dump(mode="json") for t in taskset],
+            task_table=self._shared_table(taskset),
             agent=cfg.agent_spec().model_dump(mode="json"),
             rollout_timeout=cfg.rollout_timeout, colocate=cfg.colocate,
             sandbox_options=sandbox_options, name=f"harness-{index}",
             sessions_per_sandbox=cfg.sessions_per_sandbox)
+
+    def _shared_table(self, taskset: Taskset) -> SharedTaskTable:
+        """The run's task table in the object store: put once, the same ref for every
+        harness actor (replacements included)."""
+        import ray
+
+        if self._table is None:
+            table = taskset.table
+            ref = ray.put(table.arrow)
+            self._table = SharedTaskTable(ref=ref, rows=len(table), nbytes=table.nbytes)
+            # From here on the driver reads the store's copy too, so the table is
+            # held once on this node instead of once in the driver's heap and once
+            # in the store.
+            taskset.table = TaskTable(ray.get(ref), envs=table.envs)
+            del table
+            trim()
+        return self._table
 
     def _actor_sources(self, taskset: Taskset) -> dict[str, str]:
         if self._shipment is None:
@@ -494,12 +513,14 @@ class Driver:
     def _failure_rows(self, run_id: str, taskset: Taskset, specs: Any, status: Status, code: str,
                       retryable: bool, message: str) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
+        table = taskset.table
         rows = []
         for spec in specs:
-            task = taskset.tasks[spec.task_index]
+            i = spec.task_index  # read from the table's columns, no row decoded
             rows.append(RolloutRecord(
                 run_id=run_id, trace_id=spec.trace_id, rollout_key=spec.key, slug=spec.slug,
-                env=task.env, template_id=task.id, args=canonical_args_json(task.args),
+                env=table.value("env", i), template_id=table.value("id", i),
+                args=table.args_json(i),
                 group_id=spec.group_id, sample_index=spec.sample_index, attempt=spec.attempt,
                 final=True, agent=self.config.agent, model=self.config.model,
                 status=status, error_type=code, error_message=message, retryable=retryable,

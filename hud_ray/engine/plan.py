@@ -57,23 +57,24 @@ def count_plan(taskset: Taskset, group_size: int,
     total = len(taskset) * group_size
     if not done:
         return total
-    return sum(1 for task in taskset for s in range(group_size)
-               if rollout_key(task.slug, s) not in done)
+    return sum(1 for slug in taskset.table.slugs() for s in range(group_size)
+               if rollout_key(slug, s) not in done)
 
 
 def iter_plan(taskset: Taskset, group_size: int, run_id: str, *,
               done: Set[str] = frozenset(),
               attempts: dict[str, int] | None = None) -> Iterator[RolloutSpec]:
-    """Lazily yield the specs of :func:`plan` (the driver's memory stays flat)."""
+    """Lazily yield the specs of :func:`plan` (the driver's memory stays flat: slugs
+    come from the task table's column, no row is decoded)."""
     if group_size < 1:
         raise ValueError("group_size must be >= 1")
     attempts = attempts or {}
-    for index, task in enumerate(taskset):
-        gid = group_id(run_id, task.slug)
+    for index, slug in enumerate(taskset.table.slugs()):
+        gid = group_id(run_id, slug)
         for sample in range(group_size):
-            key = rollout_key(task.slug, sample)
+            key = rollout_key(slug, sample)
             if key in done:
                 continue
             last = attempts.get(key)
             attempt = 0 if last is None else last + 1
-            yield RolloutSpec(index, task.slug, gid, sample, attempt, new_trace_id())
+            yield RolloutSpec(index, slug, gid, sample, attempt, new_trace_id())

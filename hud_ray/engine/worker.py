@@ -33,7 +33,8 @@ from hud_ray.errors import (
 )
 from hud_ray.records import RolloutRecord, build_chunks
 from hud_ray.sandbox import Sandbox
-from hud_ray.task import Task, canonical_args_json
+from hud_ray.task import Task
+from hud_ray.tasktable import TaskTable
 from hud_ray.types import (
     AgentConfig,
     AgentContext,
@@ -62,13 +63,14 @@ Lease = Callable[[Task], Awaitable[tuple[SandboxRef, Callable[[bool], Awaitable[
 class RolloutWorker:
     """Runs rollout specs against sandboxes with one agent; yields record rows in batches."""
 
-    def __init__(self, *, run_id: str, tasks: Sequence[Task], agent: AgentSpec,
+    def __init__(self, *, run_id: str, tasks: TaskTable | Sequence[Task], agent: AgentSpec,
                  rollout_timeout: float | None = None, lease: Lease | None = None,
                  sandbox: Sandbox | None = None, local_envs: set[str] | None = None,
                  worker_name: str = "",
                  batch_window: float = 0.02, batch_max: int = 256) -> None:
         self.run_id = run_id
-        self.tasks = list(tasks)
+        # rows decode by index from the (shared, zero-copy) table; no per-worker copy
+        self.tasks = tasks if isinstance(tasks, TaskTable) else TaskTable.build(tasks)
         self.agent_spec = agent
         self.agent = create_agent(agent)
         self.rollout_timeout = rollout_timeout
@@ -79,9 +81,6 @@ class RolloutWorker:
         self.worker_name = worker_name or f"pid-{os.getpid()}"
         self.batch_window = batch_window
         self.batch_max = batch_max
-        self._args_json = [canonical_args_json(t.args) for t in self.tasks]
-        self._columns_json = [json.dumps(t.columns, default=str) if t.columns else None
-                              for t in self.tasks]
 
     async def close(self) -> None:
         await self.agent.close()
@@ -254,7 +253,7 @@ class RolloutWorker:
         has_logprobs = any(c["logprobs"] is not None for c in chunks or ())
         record = RolloutRecord(
             run_id=self.run_id, trace_id=spec.trace_id, rollout_key=spec.key, slug=spec.slug,
-            env=task.env, template_id=task.id, args=self._args_json[spec.task_index],
+            env=task.env, template_id=task.id, args=self.tasks.args_json(spec.task_index),
             group_id=spec.group_id, sample_index=spec.sample_index, attempt=spec.attempt,
             final=True, agent=self.agent_spec.name,
             model=(result.model if result is not None and result.model else self.agent_spec.model),
@@ -289,7 +288,7 @@ class RolloutWorker:
             if result is not None else None,
             reasoning_tokens=usage.get("reasoning_tokens"),
             cached_tokens=usage.get("cached_tokens"),
-            columns=self._columns_json[spec.task_index],
+            columns=json.dumps(task.columns, default=str) if task.columns else None,
             sampling=_sampling(config) if getattr(self.agent, "needs_model", False) else None,
             # the declared mode (raw | processed) is stamped by the driver, which knows it
             logprobs_mode=None if has_logprobs else "none",

@@ -201,10 +201,12 @@ def base_image(mirror: str) -> str:
     return tag
 
 
-def build(base: str) -> None:
+def build(base: str, build_args: dict[str, str]) -> None:
     """``buildah bud`` of the repository's Dockerfile.hud on ``base``."""
     args = ["bud", "--isolation", "chroot", "--pull=never", "--layers=false",
             "--build-arg", f"BASE={base}", "-t", IMAGE, "-f", str(ROOT / "Dockerfile.hud")]
+    for k, v in build_args.items():
+        args += ["--build-arg", f"{k}={v}"]
     if HOST_CA.exists():  # package traffic may pass a proxy only the host's bundle trusts
         args += ["--volume", f"{HOST_CA}:/run/host-ca.crt:ro",
                  "--build-arg", "PIP_CERT=/run/host-ca.crt"]
@@ -263,12 +265,22 @@ def run_in_image(mount: Path, config: dict, argv: list[str], *, out: Path, tmp: 
                           check=False, preexec_fn=join)
 
 
-def test_dockerfile_hud_builds_and_runs_the_shell_taskset_inside(tmp_path):
-    """From the debootstrap base to rows: the shell taskset's oracle scores 1.0 on every
-    rollout, each in a bubblewrap sandbox over ssh inside the built image."""
+VARIANTS = {
+    # the default image: the shell taskset, each rollout in a bubblewrap sandbox over ssh
+    "default": ({}, "tasksets/shell.py"),
+    # CHROMIUM=1: the browser taskset, headless Chromium driven over cdp by Playwright
+    "chromium": ({"CHROMIUM": "1"}, "tasksets/browser.py"),
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_dockerfile_hud_builds_and_runs_a_taskset_inside(tmp_path, variant):
+    """From the debootstrap base to rows: the taskset's oracle scores 1.0 on every
+    rollout inside the built image."""
     why = _missing()
     if why:
         pytest.skip(why)
+    build_args, taskset = VARIANTS[variant]
     times: dict[str, float] = {}
     with _locked():
         # Anything a killed earlier run left: its working containers and built image.
@@ -281,35 +293,41 @@ def test_dockerfile_hud_builds_and_runs_the_shell_taskset_inside(tmp_path):
         base = base_image(debian_mirror())
         times["base"] = time.monotonic() - t0
         t0 = time.monotonic()
-        build(base)
+        build(base, build_args)
         times["build"] = time.monotonic() - t0
+        t0 = time.monotonic()
         ctr = buildah("from", "--pull=never", "--name", f"hud-ray-ci-{os.getpid()}",
                       IMAGE).strip()
         try:
+            size = buildah("images", "--format", "{{.Size}}", IMAGE).strip()
             mount = Path(buildah("mount", ctr).strip())
             config = json.loads(buildah("inspect", "--type", "image", IMAGE))
             config = config.get("OCIv1", {}).get("config", {})
             out, tmp = tmp_path / "out", tmp_path / "tmp"
             out.mkdir()
             tmp.mkdir()
+            times["mount"] = time.monotonic() - t0
             t0 = time.monotonic()
             with private_cgroups(f"hud-ray-image-test-{os.getpid()}") as groups:
                 proc = run_in_image(mount, config, [
-                    "hud-ray", "eval", "tasksets/shell.py", "oracle", "--out", "/out/run"],
+                    "hud-ray", "eval", taskset, "oracle", "--out", "/out/run"],
                     out=out, tmp=tmp, cgroups=groups)
             times["eval"] = time.monotonic() - t0
         finally:
+            t0 = time.monotonic()
             with contextlib.suppress(AssertionError):
                 buildah("umount", ctr)
             buildah("rm", ctr)
             buildah("rmi", IMAGE)
-    log.info("image test times: %s", {k: round(v, 1) for k, v in times.items()})
+            times["cleanup"] = time.monotonic() - t0
+    log.info("image test (%s): image %s, times %s", variant, size,
+             {k: round(v, 1) for k, v in times.items()})
     assert config.get("WorkingDir") == "/opt/hud-ray"
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     rows = read_rollouts(out / "run").to_pylist()
     final = [r for r in rows if r["final"]]
     keys = [r["rollout_key"] for r in final]
-    expected = len(Taskset.from_file(ROOT / "tasksets/shell.py"))
+    expected = len(Taskset.from_file(ROOT / taskset))
     assert len(keys) == len(set(keys)) == expected, keys
     assert {r["rollout_key"] for r in rows} == set(keys)
     bad = [(r["slug"], r["status"], r["reward"], r["error_message"]) for r in final

@@ -20,21 +20,23 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 setup: $(VENV)/.installed
 
-# Debian packages the ssh sandboxes and browser tests need (root or sudo).
+# Debian packages the ssh sandboxes, browser and image tests need (root or sudo).
 system-deps:
 	@if command -v apt-get >/dev/null; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap openssh-client procps util-linux python3 python3-pytest slirp4netns nftables iproute2 chromium >/dev/null; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap openssh-client procps util-linux python3 python3-pytest slirp4netns nftables iproute2 chromium buildah debootstrap >/dev/null; \
 	  $$SUDO install -D -m 0644 configs/chromium-policy.json /etc/chromium/policies/managed/hud-ray.json; \
 	fi
 
 demo: setup
 	$(BIN)/hud-ray eval tasksets/letters.py oracle --group-size 4 --out runs/demo-$$(date +%s)
 
-# Tests that start their own Ray clusters run as a second step, never beside the first's Ray.
+# Tests that start their own Ray clusters run as a second step, never beside the first's Ray;
+# the image test (Dockerfile.hud built with buildah, hud-ray eval inside) as a third.
 test: setup system-deps hud-venv
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not cluster"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not cluster and not image"
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m cluster
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m image
 
 # The real HUD SDK in its own venv: tests/hud_compat compares hud-ray's rewards with it
 # row by row (and the benchmarks' side-by-side uses it). Skipped by those tests if absent.

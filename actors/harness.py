@@ -23,6 +23,7 @@ class HarnessActor:
     (with a workspace) lease a dedicated sandbox actor per rollout from a warm pool."""
 
     def __init__(self, *, run_id: str, sources: dict[str, str], task_table: SharedTaskTable,
+                 table: Any,
                  agent: dict[str, Any], rollout_timeout: float | None, colocate: bool = True,
                  sandbox_options: dict[str, Any] | None = None, name: str = "",
                  sessions_per_sandbox: int = 8) -> None:
@@ -33,10 +34,12 @@ class HarnessActor:
         pooled = {n: e for n, e in envs.items() if n not in local and n in sources}
         self.pool = SandboxPools(pooled, sources, options=sandbox_options,
                                  sessions_per_sandbox=sessions_per_sandbox) if pooled else None
-        # the run's one task table, read zero-copy from the object store
+        # the run's one task table: ``table`` is ``task_table.ref`` passed as a top-level
+        # argument, so Ray resolves it (zero-copy, from the object store) before __init__
+        # runs, without a blocking get inside this async actor
         self.task_table = task_table
         self.worker = RolloutWorker(
-            run_id=run_id, tasks=TaskTable(ray.get(task_table.ref)),
+            run_id=run_id, tasks=TaskTable(table),
             agent=AgentSpec.model_validate(agent), rollout_timeout=rollout_timeout,
             sandbox=self.sandbox, local_envs=set(local),
             lease=self.pool.lease if self.pool else None,

@@ -267,6 +267,12 @@ def _isolated_from_ray(argv: list[str]) -> list[str] | None:
     (["--group-size", "0"], {}, 2, "'-g': 0 is not in the range x>=1"),
     ([], {"HUD_RAY_GROUP_SIZE": "lots"}, 2, "HUD_RAY_GROUP_SIZE='lots': expected an integer"),
     (["--no-such-flag"], {}, 2, "No such option '--no-such-flag'"),
+    (["--sandbox-resources", "sandbox"], {}, 2,
+     "--sandbox-resources 'sandbox': expected NAME=AMOUNT"),
+    (["--harness-resources", "CPU=half"], {}, 2, "'half' is not a number"),
+    (["--sandbox-resources", "CPU=-1"], {}, 2, "--sandbox-resources: CPU must be a number >= 0"),
+    (["--sandbox-resources", "memory=1.5"], {}, 2, "memory is in bytes, a whole number"),
+    ([], {"HUD_RAY_HARNESS_RESOURCES": "robot=2.5"}, 2, "amounts above 1 must be whole"),
 ])
 def test_eval_mistakes_are_one_line(fixtures, tmp_path, args, env, code, message):
     (tmp_path / "a-file").write_text("")
@@ -340,3 +346,26 @@ def test_fake_provider_is_a_click_command_with_settings(tmp_path):
     assert bad.stderr.strip() == "error: HUD_RAY_FAKE_PROVIDER_PORT='eighty': expected an integer"
     helptext = run_cli("fake-provider", "--help", cwd=tmp_path)
     assert helptext.returncode == 0 and "HUD_RAY_FAKE_PROVIDER_POLICY" in helptext.stdout
+
+
+def test_resource_options_win_over_the_config_file(fixtures, tmp_path):
+    """``--harness-resources`` (and its variable) replace the config file's request: the
+    file asks for a resource no node has, the option for half a CPU, and the run places."""
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("harness_resources: {no_such_node_type: 1}\nplacement_timeout: 20\n")
+    out = tmp_path / "out"
+    proc = run_cli("eval", str(fixtures / "quickstart.py"), "nop", "-c", str(cfg),
+                   "--harness-resources", "CPU=0.5", "--workers", "1", "--json",
+                   "--out", str(out), cwd=tmp_path,
+                   env=clean_env(HUD_RAY_SANDBOX_RESOURCES="CPU=0.25,sandbox=0"))
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((out / "_manifest.json").read_text())["config"]
+    assert config["harness_resources"] == {"CPU": 0.5}
+    assert config["sandbox_resources"] == {"CPU": 0.25, "sandbox": 0.0}
+    assert json.loads(proc.stdout)["rollouts"] == 3
+    assert "blocking ray.get" not in proc.stderr
+    # without the option the file's request stands, and no node offers it: one line
+    failed = run_cli("eval", str(fixtures / "quickstart.py"), "nop", "-c", str(cfg),
+                     "--workers", "1", "--out", str(tmp_path / "out2"), cwd=tmp_path)
+    assert failed.returncode != 0
+    assert "no_such_node_type" in failed.stderr and "Traceback" not in failed.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from hud_ray.cli._options import config_option, handle_errors, one_line
 from hud_ray.cli._render import ProgressLine, echo_err, render_summary
 from hud_ray.engine import EvalConfig, run_eval_async
 from hud_ray.errors import ConfigError, RecordError
+from hud_ray.placement import check_request
 from hud_ray.rundir import RunDir, is_uri, redact
 from hud_ray.task import split_task_ids
 
@@ -128,6 +130,13 @@ def check_address(address: str | None) -> None:
               help="Seconds per rollout, start to grade. Env: HUD_RAY_ROLLOUT_TIMEOUT.")
 @click.option("--workers", type=click.IntRange(min=1),
               help="Harness actors (default: min(4, CPUs)). Env: HUD_RAY_WORKERS.")
+@click.option("--sandbox-resources", "sandbox_items", multiple=True, metavar="NAME=AMOUNT",
+              help="Ray resources every sandbox actor requests, over the environment's "
+                   "placement= key by key (CPU=0.5, memory=BYTES, sandbox=1; 0 drops a key; "
+                   "repeatable or comma-separated). Env: HUD_RAY_SANDBOX_RESOURCES.")
+@click.option("--harness-resources", "harness_items", multiple=True, metavar="NAME=AMOUNT",
+              help="Ray resources every harness actor requests (same form). "
+                   "Env: HUD_RAY_HARNESS_RESOURCES.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the summary as JSON on stdout; no progress bar. Env: HUD_RAY_JSON.")
 @handle_errors
@@ -138,7 +147,9 @@ def eval_command(source: str | None, agent: str | None, config_values: dict[str,
                  working_dir: str | None, excludes: tuple[str, ...], ship: bool | None,
                  policy_version: int | None, group_policy: str | None,
                  max_retries: int,
-                 rollout_timeout: float | None, workers: int | None, as_json: bool) -> None:
+                 rollout_timeout: float | None, workers: int | None,
+                 sandbox_items: tuple[str, ...], harness_items: tuple[str, ...],
+                 as_json: bool) -> None:
     """Run AGENT over the tasks in SOURCE (a tasks.py, a folder, or .json/.jsonl rows).
 
     ``--resume DIR`` alone continues that run with its stored settings."""
@@ -159,6 +170,10 @@ def eval_command(source: str | None, agent: str | None, config_values: dict[str,
     extra: dict[str, Any] = {k: v for k, v in defaults.items() if k in _EXTRA_KEYS}
     if group_policy:
         extra["group_policy"] = group_policy
+    for name, items in (("sandbox_resources", sandbox_items),
+                        ("harness_resources", harness_items)):
+        if items:  # the option wins over the config file's key
+            extra[name] = parse_resources(items, option=f"--{name.replace('_', '-')}")
     unknown = sorted(set(defaults) - set(_OPTION_KEYS) - _EXTRA_KEYS)
     if unknown:
         raise ConfigError(f"unknown key(s) in config file: {', '.join(unknown)}")
@@ -185,6 +200,25 @@ def eval_command(source: str | None, agent: str | None, config_values: dict[str,
     _finish(result, as_json)
 
 
+def parse_resources(items: tuple[str, ...] | list[str], *, option: str) -> dict[str, float]:
+    """``("sandbox=1", "CPU=0.5,memory=1073741824")`` -> a checked resource request."""
+    request: dict[str, float] = {}
+    for item in items:
+        for part in re.split(r"[,\s]+", str(item)):
+            if not part:
+                continue
+            name, sep, amount = part.partition("=")
+            if not sep or not name.strip():
+                raise ConfigError(f"{option} {part.strip()!r}: expected NAME=AMOUNT "
+                                  "(e.g. sandbox=1, CPU=0.5)")
+            try:
+                request[name.strip()] = float(amount)
+            except ValueError:
+                raise ConfigError(f"{option} {part.strip()!r}: {amount.strip()!r} is not a "
+                                  "number (memory is in bytes)") from None
+    return check_request(request, what=option)
+
+
 def _finish(result: Any, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.summary, indent=2, default=str))
@@ -207,15 +241,24 @@ def _given(ctx: click.Context, source: str | None, agent: str | None) -> dict[st
             given["agent_config"] = value
         elif name == "task_ids":
             given["task_ids"] = split_task_ids(value)
+        elif name in _RESOURCE_ITEMS:
+            continue  # below: they override the config file's keys
         else:
             given[name] = value
     given.update({k: v for k, v in (ctx.default_map or {}).items() if k in _EXTRA_KEYS})
+    for dest, name in _RESOURCE_ITEMS.items():
+        if ctx.params.get(dest):
+            given[name] = parse_resources(ctx.params[dest],
+                                          option=f"--{name.replace('_', '-')}")
     return {k: v for k, v in given.items() if v is not None}
 
 
 _OPTION_KEYS = ("agent", "model", "base_url", "gateway", "group_size", "max_concurrent",
                 "task_ids", "env_source", "out", "resume", "address", "max_retries",
                 "working_dir", "excludes", "ship", "policy_version", "group_policy",
-                "rollout_timeout", "workers", "as_json", "config_values")
+                "rollout_timeout", "workers", "sandbox_items", "harness_items", "as_json",
+                "config_values")
+_RESOURCE_ITEMS = {"sandbox_items": "sandbox_resources", "harness_items": "harness_resources"}
+#: config-file keys with no option of their own (the resource requests have one too)
 _EXTRA_KEYS = {"colocate", "batch_size", "sessions_per_sandbox", "sandbox_resources",
                "harness_resources", "placement_timeout", "pass_threshold"}

@@ -200,7 +200,7 @@ class Driver:
         return spawn_harness(
             resources=cfg.harness_resources, runtime_env=self._actor_env,
             run_id=run_id, sources=self._actor_sources(taskset),
-            task_table=self._shared_table(taskset),
+            task_table=self._shared_table(taskset), table=self._shared_table(taskset).ref,
             agent=cfg.agent_spec().model_dump(mode="json"),
             rollout_timeout=cfg.rollout_timeout, colocate=cfg.colocate,
             sandbox_options=sandbox_options, name=f"harness-{index}",

@@ -154,6 +154,7 @@ def one_line(text: str, limit: int = 500) -> str:
 __all__ = [
     "ActorLost",
     "AgentError",
+    "AgentFault",
     "CapabilityError",
     "ConfigError",
     "EnvError",

@@ -121,6 +121,36 @@ def _one_final_each(rows: list[dict], n: int) -> list[dict]:
     return final
 
 
+def _run_in_thread(tasks: Path, out: Path, **options: object
+                   ) -> tuple[threading.Thread, dict]:
+    """An oracle run (2 harnesses on the ``harness`` node, 16 tasks x 4) in a thread;
+    the box gets its ``result`` or ``error``."""
+    from hud_ray import run_eval
+
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["result"] = run_eval(str(tasks), "oracle", out=str(out), workers=2,
+                                     harness_resources={"harness": 1}, max_concurrent=8,
+                                     group_size=4, **options)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, box
+
+
+def _wait_first_part(out: Path, thread: threading.Thread, box: dict) -> float:
+    """Wait until the run wrote its first part; returns the test's deadline."""
+    deadline = time.monotonic() + 120
+    while not list(out.glob("rollouts-*.arrow")):
+        assert thread.is_alive() and time.monotonic() < deadline, box
+        time.sleep(0.2)
+    return deadline
+
+
 def test_env_placement_routes_sandboxes_and_pools_spread(cluster, tasks, tmp_path):
     """``Environment(placement={"sandbox": 1, ...})``: its sandbox actors run only on
     the sandbox nodes, spread over both; the co-located env runs in the harness, which
@@ -185,29 +215,12 @@ def test_pools_refill_on_the_surviving_node(cluster, tmp_path):
     Removes a sandbox node of the module's cluster."""
     import ray
 
-    from hud_ray import run_eval
-
     c, ids, nodes = cluster
     out = tmp_path / "out"
-    box: dict = {}
-    tasks = _tasks(tmp_path, 0.5)
-
-    def run() -> None:
-        try:
-            box["result"] = run_eval(str(tasks), "oracle", out=str(out), workers=2,
-                                     harness_resources={"harness": 1},
-                                     sessions_per_sandbox=1, max_concurrent=8,
-                                     group_size=4, max_retries=5)
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=run)
-    thread.start()
+    thread, box = _run_in_thread(_tasks(tmp_path, 0.5), out, sessions_per_sandbox=1,
+                                 max_retries=5)
     try:
-        deadline = time.monotonic() + 120
-        while not list(out.glob("rollouts-*.arrow")):
-            assert thread.is_alive() and time.monotonic() < deadline, box
-            time.sleep(0.2)
+        deadline = _wait_first_part(out, thread, box)
         c.remove_node(nodes["sb1"], allow_graceful=False)
         while any(n["Alive"] for n in ray.nodes() if n["NodeID"] == ids["sb1"]):
             assert time.monotonic() < deadline
@@ -233,28 +246,11 @@ def test_lost_harness_node_ends_in_typed_rows(cluster, tmp_path):
     it removes the module's harness node."""
     import ray
 
-    from hud_ray import run_eval
-
     c, ids, nodes = cluster
     out = tmp_path / "out"
-    box: dict = {}
-    tasks = _tasks(tmp_path, 0.5)
-
-    def run() -> None:
-        try:
-            box["result"] = run_eval(str(tasks), "oracle", out=str(out), workers=2,
-                                     harness_resources={"harness": 1}, max_concurrent=8,
-                                     group_size=4, placement_timeout=20)
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=run)
-    thread.start()
+    thread, box = _run_in_thread(_tasks(tmp_path, 0.5), out, placement_timeout=20)
     try:
-        deadline = time.monotonic() + 120
-        while not list(out.glob("rollouts-*.arrow")):
-            assert thread.is_alive() and time.monotonic() < deadline, box
-            time.sleep(0.2)
+        _wait_first_part(out, thread, box)
         killed = time.monotonic()
         c.remove_node(nodes["hn"], allow_graceful=False)
         thread.join(180)

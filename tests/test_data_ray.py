@@ -11,11 +11,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from _data_support import WORDS, run_tool_eval
+from _waits import wait_for
 
 from hud_ray import read_rollouts
 from hud_ray.data import GroupPolicy, follow, groups, read
@@ -104,14 +104,6 @@ def test_groups_advantages_and_the_manifest_policy(run):
     assert read(out, policy_versions=(8, None)).num_rows == 0
     assert read(out, valid=False).num_rows == 1
     assert read(out, task="count-banana", status="ok").num_rows == 3
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_follow_yields_each_group_once_across_interrupt_and_resume(tmp_path, fixtures):

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
+from _waits import wait_for
 
 from hud_ray import read_rollouts
 from hud_ray.data import follow, groups, read, run_dirs
@@ -38,25 +40,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 class S3Server:
     """A moto S3 server process on 127.0.0.1 with one bucket."""
 
     def __init__(self, *, auth: bool = False) -> None:
         self.port = free_port()
+        self.log = tempfile.TemporaryFile()  # the server's request log (never a full pipe)
         env = {**ENV, "INITIAL_NO_AUTH_ACTION_COUNT": "0"} if auth else ENV
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            stdout=subprocess.DEVNULL, stderr=self.log, env=env)
 
         def up() -> bool:
+            if self.proc.poll() is not None:  # e.g. moto missing: say so, do not wait
+                self.log.seek(0)
+                err = self.log.read().decode(errors="replace")
+                raise AssertionError(f"the S3 server exited ({self.proc.returncode}): "
+                                     f"{err.strip().splitlines()[-1:]} (moto comes with "
+                                     "the dev extra: pip install -e '.[dev]')")
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
                 return True
@@ -86,6 +87,7 @@ class S3Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.log.close()
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from _waits import wait_for
 
 from hud_ray import Taskset, read_rollouts
 from hud_ray.engine import Driver, EvalConfig, run_eval_async
@@ -23,14 +24,6 @@ from hud_ray.testing import FakeProvider, ProviderRequest, Reply, ToolCall
 pytestmark = pytest.mark.ray
 BIN = Path(sys.executable).parent / "hud-ray"
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-
-
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def finals(rows: list[dict]) -> Counter:

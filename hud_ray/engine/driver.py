@@ -197,10 +197,11 @@ class Driver:
         cfg = self.config
         sandbox_options = {"request": dict(cfg.sandbox_resources),
                            "placement_timeout": cfg.placement_timeout}
+        shared = self._shared_table(taskset)
         return spawn_harness(
             resources=cfg.harness_resources, runtime_env=self._actor_env,
             run_id=run_id, sources=self._actor_sources(taskset),
-            task_table=self._shared_table(taskset), table=self._shared_table(taskset).ref,
+            task_table=shared, table=shared.ref,  # top level: Ray resolves it (zero-copy)
             agent=cfg.agent_spec().model_dump(mode="json"),
             rollout_timeout=cfg.rollout_timeout, colocate=cfg.colocate,
             sandbox_options=sandbox_options, name=f"harness-{index}",

@@ -1,4 +1,9 @@
-"""Render benchmarks/results.json as RESULTS.md."""
+"""Render benchmarks/results.json as RESULTS.md.
+
+Measurements written by hand survive a regeneration: a section whose heading the report
+does not generate is kept as it is, and in a generated section everything after a
+:data:`KEEP` line is carried over below the new numbers.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,49 @@ def _mm(s: dict[str, float] | None, unit: str = "") -> str:
     if not s:
         return "-"
     return f"{s['median']}{unit} (min {s['min']}, max {s['max']}, n={s['n']})"
+
+
+#: In a generated section, text below this line is written by hand and kept.
+KEEP = "<!-- measured by hand: kept when `make bench` regenerates this file -->"
+
+
+def kept_text(old: str) -> tuple[dict[str, list[str]], list[tuple[str, list[str]]]]:
+    """From an existing RESULTS.md: the hand-written tail of each section (by heading,
+    from its :data:`KEEP` line on), and every section as ``(heading, lines)`` in order."""
+    sections: list[tuple[str, list[str]]] = []
+    for line in old.splitlines():
+        if line.startswith("## "):
+            sections.append((line, []))
+        elif sections:
+            sections[-1][1].append(line)
+    for _, body in sections:
+        while body and not body[-1].strip():
+            body.pop()
+    tails = {h: body[body.index(KEEP):] for h, body in sections if KEEP in body}
+    return tails, sections
+
+
+def merge_kept(lines: list[str], old: str) -> list[str]:
+    """``lines`` (a generated report) with the hand-written parts of ``old`` kept."""
+    tails, sections = kept_text(old)
+    out: list[str] = []
+    heading: str | None = None
+    for line in [*lines, "## "]:  # a sentinel heading closes the last section
+        if line.startswith("## "):
+            if heading in tails:
+                while out and not out[-1]:
+                    out.pop()
+                out += ["", *tails[heading], ""]
+            heading = line
+        out.append(line)
+    out.pop()  # the sentinel
+    generated = {line for line in lines if line.startswith("## ")}
+    for title, body in sections:
+        if title not in generated:
+            while out and not out[-1]:
+                out.pop()
+            out += ["", title, *body]
+    return out
 
 
 def write_report(r: dict[str, Any], path: Path) -> None:
@@ -112,7 +160,8 @@ def write_report(r: dict[str, Any], path: Path) -> None:
     notes = r.get("notes")
     if notes:
         lines += ["## Notes", "", notes, ""]
-    path.write_text("\n".join(lines))
+    old = path.read_text() if path.exists() else ""
+    path.write_text("\n".join(merge_kept(lines, old)))
 
 
 def task_table_lines(tt: dict[str, Any]) -> list[str]:
